@@ -1,0 +1,101 @@
+"""Full multi-head self-attention over particles, with ParT's pairwise bias U added to the logits.
+
+Two implementations of the same function live side by side:
+  * ``math``: explicit ``softmax(QK^T/sqrt(d) + U + pad) V``; the reference, and the only path that
+    can return attention weights (used by ``partx.interpret``);
+  * ``sdpa``: ``F.scaled_dot_product_attention`` with U and padding folded into one float mask, as
+    weaver-core's ParT does. On CUDA this dispatches to the memory-efficient kernel (the flash kernel
+    takes no float mask; see ``partx.nn.flex_attention`` for a fused kernel that keeps U).
+
+Parameter names (``in_proj``, ``out_proj``) match weaver-core's ``Attention`` so a weaver ParT
+state_dict loads unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from partx import config
+
+
+def additive_mask(mask: torch.Tensor, bias: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """Fold key padding and the pairwise bias into one additive float mask.
+
+    Padded keys get the most negative finite value rather than -inf, so a jet with no real particle
+    yields finite (if meaningless) outputs instead of NaN; exp() of it is exactly 0 in fp32.
+
+    Args:
+        mask: (B, N) bool, True for real particles.
+        bias: (B, H, N, N) float or None.
+    Returns:
+        (B, H or 1, 1 or N, N) float mask to add to the logits.
+    """
+    pad = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    pad = pad.masked_fill(~mask, torch.finfo(dtype).min)[:, None, None, :]  # (B, 1, 1, N)
+    if bias is None:
+        return pad
+    return bias.to(dtype) + pad
+
+
+def attention_math(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor, dropout_p: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reference attention. q, k, v: (B, H, N, D); attn_mask additive. Returns (out, weights (B, H, N, N))."""
+    logits = (q * (1.0 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1) + attn_mask
+    weights = logits.softmax(dim=-1)
+    dropped = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
+    return dropped @ v, weights
+
+
+class AttentionMixer(nn.Module):
+    """Batch-first particle mixer: ``(x (B, N, C), mask (B, N), bias (B, H, N, N) | None) -> (B, N, C)``.
+
+    Args:
+        embed_dim: channel width C.
+        num_heads: H; C must be divisible by H.
+        dropout: attention-weight dropout (training only).
+        backend: "sdpa" or "math"; None follows ``partx.config.use_fused_attn()``.
+    """
+
+    uses_bias = True
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, backend: str | None = None, **_: object):
+        super().__init__()
+        assert embed_dim % num_heads == 0, f"embed_dim {embed_dim} not divisible by num_heads {num_heads}"
+        assert backend in (None, "sdpa", "math"), f"unknown attention backend {backend!r}"
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.dropout = dropout
+        self.backend = backend
+        self.in_proj = nn.Linear(embed_dim, 3 * embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        #: Set True to keep the last forward's attention weights in ``last_weights`` (forces the math path).
+        self.record_weights = False
+        self.last_weights: torch.Tensor | None = None
+
+    def split_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, N, C) -> q, k, v each (B, H, N, D)."""
+        B, N, _ = x.shape
+        qkv = self.in_proj(x).view(B, N, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v
+
+    def merge_heads(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, H, N, D) -> projected (B, N, C)."""
+        B, _, N, _ = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(B, N, self.embed_dim))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = self.split_heads(x)
+        attn_mask = additive_mask(mask, bias, q.dtype)
+        dropout_p = self.dropout if self.training else 0.0
+        backend = self.backend or ("sdpa" if config.use_fused_attn() else "math")
+        if self.record_weights or backend == "math":
+            out, weights = attention_math(q, k, v, attn_mask, dropout_p)
+            self.last_weights = weights.detach() if self.record_weights else None
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+        return self.merge_heads(out)
