@@ -75,9 +75,11 @@ def write_file(path: Path, n_jets: int, class_index: int, seed: int, drop: tuple
     return path
 
 
-def write_dataset(root: Path, jets_per_file: int = 24, seed: int = 0, drop: tuple[str, ...] = ()) -> Path:
-    """root/Pythia/{train_100M,val_5M,test_20M}/<Stem>_000.root for all ten classes."""
+def write_dataset(root: Path, jets_per_file: int = 24, seed: int = 0, drop: tuple[str, ...] = (), files_per_class: int = 1) -> Path:
+    """root/Pythia/{train_100M,val_5M,test_20M}/<Stem>_NNN.root for all ten classes."""
     for s, split in enumerate(schema.SPLITS):
         for c, sample in enumerate(schema.CLASSES):
-            write_file(root / "Pythia" / split / f"{sample.stem}_000.root", jets_per_file, c, seed * 1000 + s * 100 + c, drop)
+            for i in range(files_per_class):
+                path = root / "Pythia" / split / f"{sample.stem}_{i:03d}.root"
+                write_file(path, jets_per_file, c, seed * 100000 + s * 1000 + c * 10 + i, drop)
     return root

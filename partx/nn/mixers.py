@@ -27,6 +27,11 @@ _REGISTRY: dict[str, tuple[str, str, dict]] = {
     "sdpa": ("partx.nn.attention", "AttentionMixer", {"backend": "sdpa"}),
     "math": ("partx.nn.attention", "AttentionMixer", {"backend": "math"}),
     "attention": ("partx.nn.attention", "AttentionMixer", {}),
+    "mamba": ("partx.nn.mamba.mixer", "BiMambaMixer", {"block": "mamba1"}),
+    "mamba2": ("partx.nn.mamba.mixer", "BiMambaMixer", {"block": "mamba2"}),
+    "linformer": ("partx.nn.linformer", "LinformerMixer", {}),
+    "reformer": ("partx.nn.reformer", "ReformerMixer", {}),
+    "flex": ("partx.nn.flex_attention", "FlexAttentionMixer", {}),
 }
 
 

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Download the datasets used by partx and record their location in env.sh.
+
+    ./get_datasets.py [JetClass|QuarkGluon|TopLandscape|TrackML|Pileup] [-d DATA_DIR]
+    ./get_datasets.py JetClass --subsets val test      # skip the 100M-jet training set
+    ./get_datasets.py --list                           # files, URLs and md5 sums
+
+Downloads resume (re-run the same command after an interruption), every file
+with a known md5 is verified before it is used, archives are unpacked safely,
+and ``export DATADIR_<Name>=<absolute path>`` is written to env.sh.
+See docs/datasets.md for the sources of each dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from partx import download as dl  # noqa: E402
+
+
+def _parse_checksum(text: str) -> tuple[str, str]:
+    name, sep, md5 = text.partition("=")
+    md5 = md5.strip().lower()
+    if not sep or not name or len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
+        raise argparse.ArgumentTypeError(f"expected FILE=MD5 (32 hex digits), got {text!r}")
+    return name.strip(), md5
+
+
+def build_parser(registry) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="get_datasets.py",
+        description="Download, verify and unpack a dataset, then update env.sh.",
+    )
+    p.add_argument("dataset", nargs="?", metavar="DATASET",
+                   help="one of: " + ", ".join(registry))
+    p.add_argument("-d", "--basedir", "--data-dir", dest="basedir", default="./datasets",
+                   help="base directory for the datasets (default: ./datasets)")
+    p.add_argument("-e", "--envfile", default=str(REPO / "env.sh"),
+                   help="env file holding the dataset paths (default: env.sh next to this script)")
+    p.add_argument("--no-env", action="store_true", help="do not touch the env file")
+    p.add_argument("--subsets", nargs="+", metavar="SUBSET",
+                   help="only these parts, e.g. for JetClass: train val test (default: the "
+                        "dataset's default parts; 'all' for everything)")
+    p.add_argument("--mirror", default=None,
+                   help=f"base URL replacing the official ones: files are fetched from "
+                        f"MIRROR/<file name> ('{{dataset}}' is substituted); "
+                        f"also settable via ${dl.MIRROR_ENV}")
+    p.add_argument("--checksum", action="append", type=_parse_checksum, default=[],
+                   metavar="FILE=MD5", help="md5 to verify FILE against (overrides the built-in "
+                   "value; use it to pin files whose md5 is not known here)")
+    p.add_argument("-f", "--force", action="store_true",
+                   help="download and extract again even if already done")
+    p.add_argument("--keep-archives", action="store_true",
+                   help="keep the downloaded archives after extraction")
+    p.add_argument("--retries", type=int, default=3,
+                   help="automatic resume attempts after a dropped connection (default: 3)")
+    p.add_argument("--connect-timeout", type=float, default=dl.CONNECT_TIMEOUT,
+                   help=f"seconds to wait for a connection (default: {dl.CONNECT_TIMEOUT:g})")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--list", action="store_true", help="list datasets, files and md5 sums, then exit")
+    return p
+
+
+def _list(registry) -> None:
+    for spec in registry.values():
+        print(f"{spec.name}  ({spec.variable})  {spec.homepage}")
+        if spec.description:
+            print(f"  {spec.description}")
+        for f in spec.files:
+            flag = "" if f.default else "  [not downloaded by default]"
+            print(f"  [{f.subset}] {f.url}\n      md5: {f.md5 or 'unknown (not verified)'}{flag}")
+
+
+def main(argv=None, registry=None) -> int:
+    registry = dl.REGISTRY if registry is None else registry
+    parser = build_parser(registry)
+    args = parser.parse_args(argv)
+    if args.list:
+        _list(registry)
+        return 0
+    if not args.dataset:
+        parser.print_usage(sys.stderr)
+        print(f"error: name a dataset: {', '.join(registry)}", file=sys.stderr)
+        return 2
+    try:
+        spec = dl.resolve_dataset(args.dataset, registry)
+        spec.select(args.subsets)  # validate before touching anything
+        dl.fetch_dataset(
+            spec.name,
+            args.basedir,
+            registry=registry,
+            subsets=args.subsets,
+            mirror=args.mirror,
+            env_file=None if args.no_env else args.envfile,
+            checksums=dict(args.checksum),
+            force=args.force,
+            keep_archives=args.keep_archives,
+            retries=max(0, args.retries),
+            connect_timeout=args.connect_timeout,
+            progress=not args.no_progress,
+        )
+    except dl.UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except dl.DownloadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; re-run the same command to resume the download", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
