@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Jet-tagging metrics and ROC curves from weaver prediction files.
+
+    python analysis/evaluate_jets.py training/JetClass/.../predict_output/pred_*.root [--plot roc.png] [--json metrics.json]
+
+Prints accuracy, macro AUC and each class's rejection of QCD at the ParT paper's working points;
+the plot shows background rejection vs signal efficiency for every class against QCD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from partx.metrics.jets import jet_metrics, roc_vs_background
+from partx.metrics.predictions import PredictionFileError, load_weaver_predictions
+
+
+def plot_rocs(scores, labels, names, path: Path, title: str) -> Path:
+    import matplotlib.pyplot as plt
+
+    from partx.plotting import hep_style, save_figure
+
+    hep_style()
+    fig, ax = plt.subplots(figsize=(8, 7))
+    for name, eff_s, rej_b in roc_vs_background(scores, labels, names):
+        ax.plot(eff_s, rej_b, label=name.replace("label_", ""))
+    ax.set_yscale("log")
+    ax.set_xlabel("signal efficiency")
+    ax.set_ylabel("QCD rejection (1 / background efficiency)")
+    ax.set_title(title, fontsize=14)
+    ax.legend(fontsize=11, ncol=2)
+    return save_figure(fig, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("predictions", nargs="+", help="weaver --predict-output ROOT files (globs allowed)")
+    parser.add_argument("--plot", type=Path, help="write the ROC curves here (PNG/PDF)")
+    parser.add_argument("--json", type=Path, help="write the metrics here")
+    parser.add_argument("--title", default="", help="plot title")
+    args = parser.parse_args(argv)
+    try:
+        scores, labels, names = load_weaver_predictions(args.predictions)
+        metrics = jet_metrics(scores, labels, names)
+    except (PredictionFileError, ValueError) as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 2
+    print(metrics.table())
+    if args.json:
+        tmp = args.json.with_name(f".{args.json.name}.tmp")
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(metrics.__dict__, indent=2))
+        os.replace(tmp, args.json)
+        print(f"metrics written: {args.json}")
+    if args.plot:
+        plot_rocs(scores, labels, names, args.plot, args.title)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
