@@ -30,7 +30,7 @@ test-fast: env
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 demo: env
-	$(VENV)/bin/bash scripts/demo.sh 2>/dev/null || bash scripts/demo.sh
+	PYTHON=$(PY) bash scripts/demo.sh
 
 clean-env:
 	rm -rf $(VENV)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from partx.atomic import atomic_write
 from partx.metrics.jets import jet_metrics, roc_vs_background
 from partx.metrics.predictions import PredictionFileError, load_weaver_predictions
 
@@ -26,8 +26,9 @@ def plot_rocs(scores, labels, names, path: Path, title: str) -> Path:
 
     hep_style()
     fig, ax = plt.subplots(figsize=(8, 7))
-    for name, eff_s, rej_b in roc_vs_background(scores, labels, names):
-        ax.plot(eff_s, rej_b, label=name.replace("label_", ""))
+    colors = plt.cm.tab10.colors  # ten distinct colours, dashed for the second half of the classes
+    for i, (name, eff_s, rej_b) in enumerate(roc_vs_background(scores, labels, names)):
+        ax.plot(eff_s, rej_b, label=name.replace("label_", ""), color=colors[i % 10], ls="-" if i < 5 else "--")
     ax.set_yscale("log")
     ax.set_xlabel("signal efficiency")
     ax.set_ylabel("QCD rejection (1 / background efficiency)")
@@ -51,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(metrics.table())
     if args.json:
-        tmp = args.json.with_name(f".{args.json.name}.tmp")
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(metrics.__dict__, indent=2))
-        os.replace(tmp, args.json)
+        atomic_write(args.json, json.dumps(metrics.__dict__, indent=2))
         print(f"metrics written: {args.json}")
     if args.plot:
         plot_rocs(scores, labels, names, args.plot, args.title)

@@ -156,15 +156,12 @@ def validate_dir(path: str | os.PathLike) -> Summary:
 
 def plot_summary(summary: Summary, out: str | os.PathLike) -> Path:
     """Soft-drop mass and constituent multiplicity per class (step histograms), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mplhep as hep
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    hep.style.use("CMS")
+    from partx.plotting import hep_style, save_figure
+
+    hep_style()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(16, 7))
     mbins = np.linspace(0, 250, 51)
     nbins = np.linspace(0, 150, 51)
@@ -184,8 +181,4 @@ def plot_summary(summary: Summary, out: str | os.PathLike) -> Path:
         a.set_ylabel("fraction of jets")
         a.legend(fontsize=11, ncol=2)
     fig.tight_layout()
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-    fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=80)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    return save_figure(fig, out, dpi=80, quiet=True)

@@ -28,12 +28,15 @@ class JetMetrics:
     macro_auc: float
     rejection: dict[str, float] = field(default_factory=dict)  # label -> 1/eps_B at the working point
     working_point: dict[str, float] = field(default_factory=dict)
+    n_background: int = 0
 
     def table(self) -> str:
         rows = [f"jets {self.n_jets}   accuracy {self.accuracy:.4f}   macro AUC {self.macro_auc:.4f}"]
         for label, rej in self.rejection.items():
             wp = self.working_point[label]
-            rows.append(f"  {label:<12} rejection @ {100 * wp:g}% signal eff.: {rej:10.1f}")
+            # no background jet passes: the rejection is only bounded by the background sample size
+            value = f"{rej:10.1f}" if rej != float("inf") else f"> {self.n_background:8d} (no QCD jet passes)"
+            rows.append(f"  {label:<12} rejection @ {100 * wp:g}% signal eff.: {value}")
         return "\n".join(rows)
 
 
@@ -69,6 +72,7 @@ def jet_metrics(scores: np.ndarray, labels: np.ndarray, label_names: list[str], 
     if background not in label_names:
         return out
     b = label_names.index(background)
+    out.n_background = int((labels == b).sum())
     for c, name in enumerate(label_names):
         if c == b or name not in REJECTION_WORKING_POINTS or c not in present or b not in present:
             continue

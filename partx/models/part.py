@@ -205,6 +205,10 @@ class ParticleTransformer(nn.Module):
         bias = None
         if self.pair_embed is not None and (v is not None or uu is not None):
             bias = self.pair_embed(v, uu=uu, mask=mask)  # (B, H, N, N)
+            # U of pairs with a padded particle is never used, but is NaN in exported ONNX graphs when
+            # padding is zeros (the ONNX form of atan2(0, 0)), and NaN + mask poisons the whole row.
+            pair_real = real[:, None, :, None] & real[:, None, None, :]
+            bias = bias.masked_fill(~pair_real, 0.0)
         for block in self.blocks:
             tokens = block(tokens, real, bias)
         return tokens, real, perm

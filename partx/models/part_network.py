@@ -1,7 +1,4 @@
-"""The weaver glue for every ParT variant: one wrapper, one ``get_model`` factory.
-
-A network file in networks/ picks a mixer and its defaults and exports the two functions weaver
-looks for::
+"""weaver glue for every ParT variant: ``part_network(mixer=..., ...)`` -> ``(get_model, get_loss)``.
 
     get_model, get_loss = part_network(mixer="linformer", mixer_options={"k": 32})
 
@@ -10,10 +7,8 @@ looks for::
 
 from __future__ import annotations
 
-import torch
-
+from partx.models.jet_network import jet_network
 from partx.models.part import ParticleTransformer
-from partx.models.weaver_glue import jet_model_info, keep_input, num_classes, num_features
 
 #: The ParT paper configuration (JetClass): 2.14M parameters with the full feature set.
 PART_DEFAULTS = dict(
@@ -22,31 +17,6 @@ PART_DEFAULTS = dict(
 )
 
 
-class ParTWrapper(torch.nn.Module):
-    """Maps weaver's JetClass inputs (points, features, lorentz_vectors, mask) onto the ParT skeleton."""
-
-    def __init__(self, **kwargs):
-        super().__init__()
-        self.mod = ParticleTransformer(**kwargs)
-
-    @torch.jit.ignore
-    def no_weight_decay(self):
-        return {"mod.cls_token"}
-
-    def forward(self, points, features, lorentz_vectors, mask):
-        return self.mod(keep_input(features, points), v=lorentz_vectors, mask=mask)
-
-
-def part_network(**defaults):
-    """Return weaver's ``(get_model, get_loss)`` for a ParT variant with these defaults."""
-    base = dict(PART_DEFAULTS, **defaults)
-
-    def get_model(data_config, **kwargs):
-        cfg = dict(base, input_dim=num_features(data_config), num_classes=num_classes(data_config))
-        cfg.update(kwargs)
-        return ParTWrapper(**cfg), jet_model_info(data_config)
-
-    def get_loss(data_config, **kwargs):
-        return torch.nn.CrossEntropyLoss()
-
-    return get_model, get_loss
+def part_network(onnx_dynamic_length: bool = True, **defaults):
+    return jet_network(ParticleTransformer, inputs=("features", "vectors", "mask"), call="part",
+                       onnx_dynamic_length=onnx_dynamic_length, **dict(PART_DEFAULTS, **defaults))

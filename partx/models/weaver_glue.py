@@ -5,16 +5,17 @@ from __future__ import annotations
 import torch
 
 
-def jet_model_info(data_config, output_name: str = "softmax") -> dict:
-    """The ``model_info`` weaver needs for ONNX export: inputs batch- and length-dynamic."""
+def jet_model_info(data_config, output_name: str = "softmax", dynamic_length: bool = True) -> dict:
+    """The ``model_info`` weaver needs for ONNX export: batch-dynamic inputs, and length-dynamic
+    unless the model's traced graph is only valid at the data config's length (a scan unrolled in time)."""
+    def axes(k):
+        return {0: "N", 2: "n_" + k.split("_")[0]} if dynamic_length else {0: "N"}
+
     return {
         "input_names": list(data_config.input_names),
         "input_shapes": {k: ((1,) + s[1:]) for k, s in data_config.input_shapes.items()},
         "output_names": [output_name],
-        "dynamic_axes": {
-            **{k: {0: "N", 2: "n_" + k.split("_")[0]} for k in data_config.input_names},
-            output_name: {0: "N"},
-        },
+        "dynamic_axes": {**{k: axes(k) for k in data_config.input_names}, output_name: {0: "N"}},
     }
 
 

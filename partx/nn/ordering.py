@@ -33,6 +33,11 @@ import torch
 ORDERINGS = ("none", "pt", "sfc", "lsh")
 
 
+
+def _hypot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """sqrt(x^2 + y^2); torch.hypot has no ONNX export (opset <= 18), and orderings must export."""
+    return (x * x + y * y).sqrt()
+
 def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:
     """(B, N) -> inv with ``inv[b, perm[b, i]] = i`` (so gathering with perm then inv is the identity)."""
     positions = torch.arange(perm.shape[-1], device=perm.device).expand_as(perm)
@@ -44,8 +49,8 @@ def jet_relative_eta_phi(v: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Ten
     v = v.double() * mask[:, None, :]  # double: tiny pT particles and the jet sum stay exact enough
     px, py, pz = v[:, 0], v[:, 1], v[:, 2]
     jx, jy, jz = px.sum(-1, keepdim=True), py.sum(-1, keepdim=True), pz.sum(-1, keepdim=True)
-    eta = torch.asinh(pz / torch.hypot(px, py).clamp_min(1e-12))
-    jet_eta = torch.asinh(jz / torch.hypot(jx, jy).clamp_min(1e-12))
+    eta = torch.asinh(pz / _hypot(px, py).clamp_min(1e-12))
+    jet_eta = torch.asinh(jz / _hypot(jx, jy).clamp_min(1e-12))
     dphi = torch.atan2(py, px) - torch.atan2(jy, jx)
     dphi = torch.remainder(dphi + math.pi, 2 * math.pi) - math.pi  # wrap into [-pi, pi)
     return eta - jet_eta, dphi
@@ -112,10 +117,17 @@ def particle_order(kind: str, v: torch.Tensor, mask: torch.Tensor, **kw) -> torc
     if kind == "none":
         key = torch.arange(n, device=mask.device, dtype=torch.float64).expand(batch, n)
     elif kind == "pt":
-        key = -torch.hypot(v[:, 0].double(), v[:, 1].double())
+        key = -_hypot(v[:, 0].double(), v[:, 1].double())
     elif kind == "sfc":
         key = _sfc_key(v, mask, **kw)
     else:
         key = _lsh_key(v, mask, **kw)
-    key = key.masked_fill(~mask, float("inf"))  # padding sorts last
-    return torch.sort(key, dim=1, stable=True).indices
+    pos = torch.arange(n, device=key.device, dtype=key.dtype)
+    if kind in ("sfc", "lsh"):
+        # integer keys: fold the position in as an exact tie-break (= a stable sort). A stable
+        # torch.sort has no ONNX export; argsort on unique keys does (TopK).
+        key = key * n + pos
+    # padding sorts last, in its own order: distinct keys above every real one
+    real_max = key.masked_fill(~mask, -math.inf).amax(1, keepdim=True).clamp_min(0)
+    key = torch.where(mask, key, real_max + 1 + pos)
+    return torch.argsort(key, dim=1)

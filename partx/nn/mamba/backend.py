@@ -25,6 +25,11 @@ def resolve(name: str | None, kind: str, device: torch.device) -> str:
     name = name or config.mamba_backend()
     if name not in BACKENDS:
         raise ValueError(f"unknown mamba backend {name!r}; choose one of: {', '.join(BACKENDS)}")
+    if torch.onnx.is_in_onnx_export() and name in ("auto", "chunked"):
+        # the chunked scan loops over blocks of jets in Python: tracing would bake in the batch size.
+        # The reference scan loops over time only, so exported graphs keep a dynamic batch axis
+        # (the particle axis is fixed at the traced length either way).
+        return "ref"
     if name == "auto":
         return "cuda" if device.type == "cuda" and scan_cuda.available(kind) else "chunked"
     if name == "mambapy" and kind != "mamba1":

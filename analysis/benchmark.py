@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""Benchmark jet-tagging models: params, FLOPs/MACs, latency, throughput, peak memory vs length N.
+
+    python analysis/benchmark.py --models ParT,LinformerParT,MambaParT,PFN --lengths 128,256,512,1024 \
+        --batch-sizes 8 --dtypes fp32 --threads 2 --repeats 5 --warmup 2 --out benchmarks/cpu/scaling
+
+A thin CLI over ``partx.perf.harness``; see docs/benchmarks.md. Bad arguments exit with status 2 and
+one error line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from partx.perf.harness import DTYPES, BenchConfig, BenchmarkError  # noqa: E402
+from partx.perf.models import MODELS, parse_overrides  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no traceback
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _ints(name):
+    def parse(text):
+        try:
+            vals = [int(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be comma-separated integers, got {text!r}") from None
+        if not vals:
+            raise argparse.ArgumentTypeError(f"{name} is empty")
+        for v in vals:
+            if v < 1:
+                raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {v}")
+        return vals
+
+    return parse
+
+
+def _list(text):
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", type=_list, default=["ParT"], help=f"comma-separated: {', '.join(MODELS)} or network file paths")
+    p.add_argument("--lengths", type=_ints("--lengths"), default=[128], help="particle counts N (default 128)")
+    p.add_argument("--batch-sizes", type=_ints("--batch-sizes"), default=[1])
+    p.add_argument("--dtypes", type=_list, default=["fp32"], help=f"comma-separated from {', '.join(DTYPES)}")
+    p.add_argument("--data-config", default="data/JetClass/JetClass_full.yaml")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH", help="state_dict for a model (repeatable)")
+    p.add_argument("-o", "--model-option", action="append", default=[], metavar="MODEL:KEY=VALUE",
+                   help="get_model override for one model, e.g. ParT:num_layers=1 (value literal_eval-ed; repeatable)")
+    p.add_argument("--data-files", default=None, help="glob of ROOT/parquet files: real jets instead of synthetic ones")
+    p.add_argument("--fill", default="full", help="'full' (all N particles real, default) or a real-particle fraction, e.g. 0.4")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--max-seconds", type=float, default=None, help="cap on timed seconds per configuration (fewer repeats)")
+    p.add_argument("--flops-batch", type=int, default=None,
+                   help="jets used for the FLOP count (per-sample = total / jets); default 1 with --fill full, else 8")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--baseline", default="ParT", help="model the ratios refer to ('none' for no ratios)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default="benchmarks/cpu", help="output directory")
+    p.add_argument("--stem", default="benchmark", help="output file stem")
+    return p
+
+
+def config_from_args(args) -> BenchConfig:
+    checkpoints = {}
+    for item in args.checkpoint:
+        if "=" not in item:
+            raise BenchmarkError(f"--checkpoint must be NAME=PATH, got {item!r}")
+        name, path = item.split("=", 1)
+        checkpoints[name] = path
+    options: dict[str, list[str]] = {}
+    for item in args.model_option:
+        if ":" not in item:
+            raise BenchmarkError(f"-o/--model-option must be MODEL:KEY=VALUE, got {item!r}")
+        name, kv = item.split(":", 1)
+        options.setdefault(name, []).append(kv)
+    try:
+        model_options = {k: parse_overrides(v) for k, v in options.items()}
+    except ValueError as e:
+        raise BenchmarkError(str(e)) from None
+    unknown = set(model_options) - set(args.models)
+    if unknown:
+        raise BenchmarkError(f"-o given for model(s) not benchmarked: {', '.join(sorted(unknown))}")
+    baseline = None if args.baseline.lower() == "none" else args.baseline
+    if baseline is not None and baseline not in args.models:
+        baseline = None if args.baseline == "ParT" else baseline  # default baseline absent: no ratios
+    return BenchConfig(
+        models=args.models, lengths=args.lengths, batch_sizes=args.batch_sizes, dtypes=args.dtypes,
+        data_config=args.data_config, device=args.device, checkpoints=checkpoints, model_options=model_options,
+        data_files=args.data_files, fill=args.fill, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+        baseline=baseline, flops_batch=args.flops_batch, max_seconds=args.max_seconds,
+        measure_memory=not args.no_memory, seed=args.seed,
+    )
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from partx.perf.harness import run_benchmark, validate
+    from partx.perf.report import write_benchmark
+
+    try:
+        cfg = config_from_args(args)
+        validate(cfg)
+    except BenchmarkError as e:
+        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    command = "python analysis/benchmark.py " + " ".join(shlex.quote(a) for a in argv)
+    result = run_benchmark(cfg, progress=not args.no_progress)
+    for path in write_benchmark(result.as_dict(), args.out, command=command, stem=args.stem):
+        print(path)
+    bad = [r for r in result.rows if r.get("status") != "ok"]
+    for r in bad:
+        print(f"warning: {r['model']} N={r['N']} B={r['batch']} {r['dtype']}: {r['status']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

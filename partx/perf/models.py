@@ -1,0 +1,136 @@
+"""Benchmark model names -> weaver network files, and building a model for a given input length.
+
+A name is either one of ``MODELS`` (networks/example_<file>.py plus fixed get_model overrides) or a
+path to any weaver network file. ``get_model(data_config, **kw)`` is called exactly as weaver calls
+it, so what is benchmarked is what ``train_JetClass.sh`` trains.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NETWORKS_DIR = REPO_ROOT / "networks"
+
+#: name -> (network file stem, get_model overrides)
+MODELS: dict[str, tuple[str, dict]] = {
+    "ParT": ("ParticleTransformer", {}),
+    "ParT-plain": ("ParticleTransformer", {"pair_embed_dims": None}),
+    "ParTFlash": ("ParTFlash", {}),
+    "LinformerParT": ("LinformerParT", {}),
+    "ReformerParT": ("ReformerParT", {}),
+    "MambaParT": ("MambaParT", {}),
+    "PN": ("ParticleNet", {}),
+    "ParticleNet": ("ParticleNet", {}),
+    "PFN": ("PFN", {}),
+    "PCNN": ("PCNN", {}),
+    "P-CNN": ("PCNN", {}),
+}
+
+#: models whose get_model takes ``max_len`` (a fixed-length parameterisation: Linformer's projections,
+#: Reformer's bucket count); the harness passes max_len = N.
+NEEDS_MAX_LEN = {"LinformerParT", "ReformerParT"}
+
+#: models whose cost is meant to grow linearly in N (candidates for a crossover with the baseline)
+LINEAR_VARIANTS = {"LinformerParT", "ReformerParT", "MambaParT"}
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    network: Path
+    overrides: dict = field(default_factory=dict)
+    checkpoint: Path | None = None
+
+    @property
+    def takes_max_len(self) -> bool:
+        if self.name in NEEDS_MAX_LEN:
+            return True
+        try:
+            src = self.network.read_text()
+        except OSError:
+            return False
+        return "max_len=" in src  # a network file that fixes max_len (Linformer / Reformer style)
+
+
+def parse_overrides(items) -> dict:
+    """``["num_layers=1", "embed_dims=[16,16]"]`` -> dict (values ``literal_eval``-ed, as weaver's ``-o``)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"model option {item!r} is not KEY=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def resolve_model(name: str, checkpoint: str | os.PathLike | None = None, overrides: dict | None = None) -> ModelSpec:
+    """A ModelSpec for a registered name or a network file path; raises ValueError / FileNotFoundError."""
+    if name in MODELS:
+        stem, fixed = MODELS[name]
+        spec = ModelSpec(name, NETWORKS_DIR / f"example_{stem}.py", dict(fixed))
+    elif name.endswith(".py") or os.sep in name:
+        path = Path(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"network file {name!r} does not exist")
+        spec = ModelSpec(path.stem.removeprefix("example_"), path)
+    else:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)} or give a network file path")
+    if not spec.network.is_file():
+        raise FileNotFoundError(f"network file for {name!r} not found: {spec.network}")
+    spec.overrides.update(overrides or {})
+    if checkpoint is not None:
+        ck = Path(checkpoint)
+        if not ck.is_file():
+            raise FileNotFoundError(f"checkpoint for {name!r} not found: {checkpoint}")
+        spec.checkpoint = ck
+    return spec
+
+
+def load_network_module(path: Path):
+    key = "partx_perf_net_" + hashlib.md5(str(path.resolve()).encode()).hexdigest()[:10]
+    spec = importlib.util.spec_from_file_location(key, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_model(spec: ModelSpec, data_config, length: int, device="cpu") -> torch.nn.Module:
+    """get_model(data_config, **overrides) in eval mode on ``device``, checkpoint loaded if given."""
+    kwargs = dict(spec.overrides)
+    if spec.takes_max_len:
+        kwargs.setdefault("max_len", int(length))
+    module = load_network_module(spec.network)
+    model, _ = module.get_model(data_config, **kwargs)
+    if spec.checkpoint is not None:
+        state = torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        model.load_state_dict(state)
+    settle_trimmers(model)
+    return model.to(device).eval()
+
+
+def settle_trimmers(model: torch.nn.Module) -> None:
+    """Put weaver SequenceTrimmers past their warm-up so every timed call behaves like steady-state inference.
+
+    weaver's trimmer leaves the first 5 calls untrimmed; afterwards (in eval) it cuts trailing padding.
+    Without this the FLOP count and the first timed calls would see a different length than the rest.
+    """
+    for mod in model.modules():
+        if type(mod).__name__ == "SequenceTrimmer" and hasattr(mod, "_counter"):
+            mod._counter.fill_(int(getattr(mod, "warmup_steps", 0)))
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

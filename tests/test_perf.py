@@ -1,0 +1,175 @@
+"""partx.perf: FLOP counting (incl. the CPU SDPA pitfall), the benchmark harness and CLI, the profiler.
+
+No timing assertions: latencies on a shared CPU are noise; only structure and counts are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from partx.perf import flops, harness, inputs, memory, models
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_CONFIG = str(REPO / "data/JetClass/JetClass_full.yaml")
+sys.path.insert(0, str(REPO / "analysis"))
+
+TINY_PART = ["-o", "ParT:num_layers=1", "-o", "ParT:embed_dims=[16,16]", "-o", "ParT:pair_embed_dims=[8]",
+             "-o", "ParT:num_heads=2", "-o", "ParT:num_cls_layers=1"]
+
+
+@pytest.fixture(scope="module")
+def data_config():
+    from weaver.utils.data.config import DataConfig
+
+    return DataConfig.load(DATA_CONFIG, load_observers=False, load_reweight_info=False)
+
+
+class TinyAttention(nn.Module):
+    def __init__(self, dim=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(B, N, C))
+
+
+def test_flops_match_analytic_and_math_backend_catches_sdpa():
+    B, N, C, H = 2, 24, 32, 4
+    model = TinyAttention(C, H).eval()
+    x = torch.randn(B, N, C)
+    linear = flops.linear_flops(B * N, C, 3 * C) + flops.linear_flops(B * N, C, C)
+    attn = flops.attention_flops(B, H, N, N, C // H)
+    assert flops.count_flops(model, (x,)) == linear + attn
+    # the pitfall: without the MATH backend the fused CPU SDPA kernel is not counted at all
+    naive = flops.count_flops(model, (x,), math_backend=False)
+    assert naive == linear, "FlopCounterMode now counts CPU SDPA: update docs/benchmarks.md and flops.py"
+
+
+def test_part_paper_macs(data_config):
+    model = models.build_model(models.resolve_model("ParT"), data_config, 128)
+    assert models.count_params(model) == 2_143_486
+    x = inputs.synthetic_inputs(data_config, 128, 1)
+    macs = flops.count_flops(model, inputs.as_forward_args(x, data_config.input_names)) / 2
+    assert abs(macs - 335e6) / 335e6 < 0.10, macs
+
+
+def test_synthetic_inputs_fill(data_config):
+    x = inputs.synthetic_inputs(data_config, 50, 16, fill=0.4, seed=1)
+    assert set(x) == set(data_config.input_names)
+    assert x["pf_features"].shape == (16, 17, 50) and x["pf_vectors"].shape == (16, 4, 50)
+    mask = x["pf_mask"][:, 0]
+    n_real = mask.sum(1)
+    assert 0.2 * 50 < n_real.mean() < 0.6 * 50
+    # real first, padding after; padded 4-vectors zero
+    assert torch.all(mask[:, :-1] >= mask[:, 1:])
+    assert torch.all(x["pf_vectors"][..., :][mask[:, None, :].expand(-1, 4, -1) == 0] == 0)
+    full = inputs.synthetic_inputs(data_config, 50, 4)
+    assert torch.all(full["pf_mask"] == 1)
+    assert torch.isfinite(full["pf_vectors"]).all()
+    with pytest.raises(ValueError):
+        inputs.parse_fill("1.5")
+
+
+def test_file_inputs_override_length(tmp_path):
+    from jetclass_fixture import write_dataset
+
+    root = write_dataset(tmp_path, jets_per_file=6)
+    files = sorted(str(p) for p in Path(root).rglob("*.root"))
+    assert files
+    x = inputs.file_inputs(DATA_CONFIG, files[0], 64, 8)
+    assert x["pf_features"].shape == (8, 17, 64)
+    assert x["pf_mask"].sum() > 0
+
+
+def test_cpu_peak_memory_trace():
+    m = nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256)).eval()
+    x = torch.randn(512, 256)
+    with torch.no_grad():
+        peak = memory.peak_memory_bytes(lambda: m(x))
+    # two 512x1024 fp32 activations live at once (Linear output and GELU output): 4 MiB
+    assert 3.5 * 2**20 <= peak <= 6 * 2**20, peak
+
+
+def test_crossover_and_slopes_from_rows():
+    rows = []
+    for n in (128, 256, 512, 1024):
+        rows.append(dict(model="B", N=n, batch=1, dtype="fp32", latency_ms=1e-4 * n**2, status="ok"))
+        rows.append(dict(model="L", N=n, batch=1, dtype="fp32", latency_ms=0.05 * n, status="ok"))
+        rows.append(dict(model="S", N=n, batch=1, dtype="fp32", latency_ms=10 * n, status="ok"))
+    harness.add_ratios(rows, "B")
+    slopes = {s["model"]: s["latency_slope"] for s in harness.fit_scaling(rows)}
+    assert slopes["B"] == pytest.approx(2.0) and slopes["L"] == pytest.approx(1.0)
+    cross = {c["model"]: c for c in harness.find_crossovers(rows, "B")}
+    assert cross["L"]["crossover_fit"] == pytest.approx(500.0, rel=1e-6)  # 1e-4 n^2 = 0.05 n
+    assert cross["L"]["crossover_interp"] == pytest.approx(500.0, rel=1e-6)
+    assert "none in range" in cross["S"]["verdict"]
+
+
+def test_benchmark_end_to_end(tmp_path, capsys):
+    import benchmark
+
+    out = tmp_path / "bench"
+    rc = benchmark.main(["--models", "ParT,PFN", *TINY_PART, "--lengths", "16,32", "--batch-sizes", "2",
+                         "--dtypes", "fp32,int8", "--repeats", "2", "--warmup", "1", "--threads", "1",
+                         "--no-progress", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    for ext in ("csv", "json", "md"):
+        assert (out / f"benchmark.{ext}").is_file() and str(out / f"benchmark.{ext}") in printed
+    pngs = list(out.glob("*.png"))
+    assert pngs and all(p.stat().st_size > 1000 for p in pngs)
+    res = json.loads((out / "benchmark.json").read_text())
+    rows = res["rows"]
+    assert len(rows) == 2 * 2 * 2 and all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
+    part = [r for r in rows if r["model"] == "ParT" and r["dtype"] == "fp32"]
+    assert all(r["macs"] > 0 and r["latency_ratio"] == 1.0 for r in part)
+    assert all(r["latency_ms"] > 0 and r["peak_mem_mb"] >= 0 for r in rows)
+    assert {c["model"] for c in res["crossovers"]} == {"PFN"}
+    assert "| PFN |" in (out / "benchmark.md").read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "NoSuchModel"], "unknown model"),
+    (["--models", "PFN", "--lengths", "0"], ">= 1"),
+    (["--models", "PFN", "--batch-sizes", "0"], ">= 1"),
+    (["--models", "PFN", "--dtypes", "fp8"], "unknown dtype"),
+    (["--models", "PFN", "--checkpoint", "PFN=/nonexistent/model.pt"], "checkpoint"),
+])
+def test_benchmark_bad_arguments(argv, message, capsys):
+    import benchmark
+
+    with pytest.raises(SystemExit) as exc:
+        benchmark.main([*argv, "--out", "/nonexistent-never-written"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_profiler_writes_trace_and_breakdown(tmp_path, capsys):
+    import profile_model
+
+    out = tmp_path / "prof"
+    rc = profile_model.main(["--model", "ParT", *[a for a in TINY_PART], "--length", "16", "--batch-size", "2",
+                             "--peak-flops", "1e11", "--peak-bw", "1e10", "--threads", "1", "--out", str(out)])
+    assert rc == 0
+    trace = json.loads((out / "trace.json").read_text())
+    assert trace.get("traceEvents")
+    summary = json.loads((out / "profile.json").read_text())
+    assert summary["ops"] and summary["modules"]
+    assert all(op["bound"] in ("memory-bound", "compute-bound", "n/a") for op in summary["ops"])
+    assert any(op["flops"] > 0 for op in summary["ops"])
+    assert (out / "time_breakdown.png").stat().st_size > 1000
+    assert math.isclose(summary["device"]["balance_flop_per_byte"], 10.0)
