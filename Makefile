@@ -13,6 +13,7 @@ help:
 	@echo "make env    create $(VENV) and install partx with pinned versions (idempotent)"
 	@echo "make test   env + full test suite (what .ci/run calls)"
 	@echo "make demo   env + generate data + train/evaluate ParT on it (CPU, ~15 min)"
+	@echo "make bench  env + regenerate benchmarks/ (docs/benchmarks.md; ~30 min on 2 cores)"
 
 env: $(STAMP)
 
@@ -31,6 +32,9 @@ test-fast: env
 
 demo: env
 	PYTHON=$(PY) bash scripts/demo.sh
+
+bench: env
+	PYTHON=$(PY) bash scripts/bench.sh
 
 clean-env:
 	rm -rf $(VENV)

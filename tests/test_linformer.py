@@ -1,7 +1,6 @@
 """Linformer mixer: exact reduction to full attention, agreement with the linformer package, U projection."""
 
 import math
-import warnings
 
 import pytest
 import torch
@@ -10,17 +9,9 @@ from linformer import LinformerSelfAttention
 from partx.nn.attention import AttentionMixer
 from partx.nn.linformer import LinformerMixer
 
-C, H = 32, 4
+from mixer_helpers import C, H, assert_onnx_matches, make_batch  # noqa: E402
 
 
-def make_batch(B=3, N=12, n_real=(12, 7, 3), seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, N, C, generator=g)
-    mask = torch.zeros(B, N, dtype=torch.bool)
-    for b, n in enumerate(n_real):
-        mask[b, :n] = True
-    bias = torch.randn(B, H, N, N, generator=g) * 0.5
-    return x, mask, bias
 
 
 @pytest.mark.parametrize("backend", ["math", "sdpa"])
@@ -111,22 +102,9 @@ def test_too_long_input_is_a_clear_error():
 
 def test_onnx_export_opset17_matches_onnxruntime(tmp_path):
     """TorchScript-based exporter, dynamic batch and particle axes (the dynamo exporter needs onnxscript)."""
-    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
 
     torch.manual_seed(0)
     mixer = LinformerMixer(C, H, max_len=16, k=8).eval()
-    path = str(tmp_path / "mixer.onnx")
-    axes = {"x": {0: "B", 1: "N"}, "mask": {0: "B", 1: "N"}, "bias": {0: "B", 2: "N", 3: "N"}, "y": {0: "B", 1: "N"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(mixer, make_batch(N=12), path, opset_version=17, dynamo=False,
-                          input_names=["x", "mask", "bias"], output_names=["y"], dynamic_axes=axes)
-    mixer.eval()  # export restores the module's mode; be explicit
-    session = ort.InferenceSession(path)
-    for N, n_real in ((12, (12, 7, 3)), (16, (16, 2, 9))):
-        x, mask, bias = make_batch(N=N, n_real=n_real)
-        (y,) = session.run(None, {"x": x.numpy(), "mask": mask.numpy(), "bias": bias.numpy()})
-        with torch.no_grad():
-            ref = mixer(x, mask, bias)
-        torch.testing.assert_close(torch.from_numpy(y)[mask], ref[mask], atol=1e-5, rtol=1e-5)
+    assert_onnx_matches(mixer, tmp_path)

@@ -5,18 +5,9 @@ import torch
 
 from partx.nn.mixers import available_mixers, build_mixer
 
-C, H = 32, 4
+from mixer_helpers import C, H, make_batch  # noqa: E402
 
 
-def make_batch(B=3, N=12, n_real=(12, 7, 3), seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(B, N, C, generator=g)
-    mask = torch.zeros(B, N, dtype=torch.bool)
-    for b, n in enumerate(n_real):
-        mask[b, :n] = True
-    x = x * mask[..., None]
-    bias = torch.randn(B, H, N, N, generator=g) * 0.5
-    return x, mask, bias
 
 
 def build(name, max_len=32):
