@@ -64,3 +64,25 @@ def test_prediction_reader_round_trip_and_errors(tmp_path):
         f["tree"] = {"x": np.zeros(3)}
     with pytest.raises(PredictionFileError, match="no tree 'Events'"):
         load_weaver_predictions([str(tmp_path / "other.root")])
+
+
+def test_atomic_write_replaces_whole_file_with_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from partx.atomic import atomic_write
+
+    target = tmp_path / "out.json"
+    atomic_write(target, "first")
+    atomic_write(target, b"second")
+    assert target.read_bytes() == b"second"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~_current_umask()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp file left behind
+
+
+def _current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

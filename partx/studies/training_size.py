@@ -1,0 +1,454 @@
+"""Training-set-size study: the same models, the same budget, growing training sets, one test set.
+
+For every training-set size (jets per class) a *dataset view* is built, a directory in the layout
+``train_JetClass.sh`` expects::
+
+    VIEW/Pythia/train_100M/<Stem>_NNN.root  -> symlinks to that size's training files
+    VIEW/Pythia/val_5M                      -> symlink to the ONE shared validation directory
+    VIEW/Pythia/test_20M                    -> symlink to the ONE shared test directory
+
+so every (model, size) run is validated and tested on the same jets. Each run goes through
+``./train_JetClass.sh MODEL FEATURES`` with the same budget: ``epochs`` full passes over its training
+set (``SAMPLES_PER_EPOCH`` = all training jets), batch size 128, the in-memory data options of the
+demo; the learning rate and optimizer are the script's per-model defaults. Metrics come from
+``partx.metrics`` on weaver's test-split predictions (best-validation epoch). A run is finished when
+its ``metrics.json`` exists (written atomically, last), so a re-run skips it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "train_JetClass.sh"
+SAMPLE = "Pythia"
+TRAIN, VAL, TEST = "train_100M", "val_5M", "test_20M"
+
+#: Demo-sized ParT of scripts/demo.sh: 4 particle blocks, embeddings [64,256,64], pair embedding
+#: [32,32] (U), 4 heads (the paper's ParT: 8 blocks, [128,512,128], [64,64,64], 8 heads).
+PART_DEMO_OPTS = ("-o", "num_layers", "4", "-o", "embed_dims", "[64,256,64]",
+                  "-o", "pair_embed_dims", "[32,32]", "-o", "num_heads", "4")
+#: Study model name -> (train_JetClass.sh model, extra weaver options). Any other model the script
+#: knows may be named too (with the script's full-size defaults).
+DEFAULT_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {"ParT": ("ParT", PART_DEMO_OPTS), "PFN": ("PFN", ())}
+BATCH_SIZE = 128
+DATAOPTS = "--num-workers 1 --fetch-step 1 --in-memory"
+FEATURES = ("kin", "kinpid", "full")
+_FILE_RE = re.compile(r"^(?P<stem>[A-Za-z0-9]+)_(?P<num>\d+)\.root$")
+
+
+class StudyError(ValueError):
+    """Bad arguments or inputs (the CLI exits 2)."""
+
+
+class RunFailed(RuntimeError):
+    """train_JetClass.sh or the evaluation failed for one (model, size)."""
+
+
+def script_models(script: Path = SCRIPT) -> list[str]:
+    """The models train_JetClass.sh accepts (its MODELS= line)."""
+    m = re.search(r'^MODELS="([^"]*)"', script.read_text(), re.M)
+    return m.group(1).split() if m else []
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str                 # study name (row label)
+    script_model: str         # first argument of train_JetClass.sh
+    opts: tuple[str, ...]     # extra weaver args (-o key value ...)
+
+    @property
+    def options(self) -> str:
+        return shlex.join(self.opts)
+
+
+def resolve_models(names: list[str], overrides: dict[str, str] | None = None) -> list[ModelSpec]:
+    """Study model specs; ``overrides`` maps a model name to a shell-quoted option string that
+    replaces its default options (e.g. ``{"ParT": "-o num_layers 1"}``)."""
+    overrides = dict(overrides or {})
+    known = script_models()
+    if not names:
+        raise StudyError("no models given")
+    if len(set(names)) != len(names):
+        raise StudyError(f"duplicate models in {names}")
+    specs = []
+    for name in names:
+        if name in DEFAULT_MODELS:
+            script_model, opts = DEFAULT_MODELS[name]
+        elif name in known:
+            script_model, opts = name, ()
+        else:
+            raise StudyError(f"unknown model {name!r}: choose from {', '.join(dict.fromkeys([*DEFAULT_MODELS, *known]))}")
+        if name in overrides:
+            try:
+                opts = tuple(shlex.split(overrides.pop(name)))
+            except ValueError as err:
+                raise StudyError(f"--model-opts for {name}: {err}") from None
+        specs.append(ModelSpec(name, script_model, tuple(opts)))
+    if overrides:
+        raise StudyError(f"--model-opts for model(s) not in the study: {', '.join(overrides)}")
+    return specs
+
+
+def split_files(split_dir: Path) -> dict[str, list[Path]]:
+    """<Stem>_NNN.root files of one split directory, grouped by stem (hidden temp files ignored)."""
+    from partx.datagen import schema
+
+    out: dict[str, list[Path]] = {}
+    if not split_dir.is_dir():
+        return out
+    for p in sorted(split_dir.iterdir()):
+        m = _FILE_RE.match(p.name)
+        if m and m["stem"] in schema.STEMS:
+            out.setdefault(m["stem"], []).append(p)
+    return out
+
+
+def count_jets(files: list[Path]) -> int:
+    import uproot
+
+    from partx.datagen import schema
+
+    n = 0
+    for f in files:
+        try:
+            with uproot.open(f) as fh:
+                n += fh[schema.TREE_NAME].num_entries
+        except Exception as err:  # noqa: BLE001 - any unreadable file is a user error here
+            raise StudyError(f"{f}: unreadable ({type(err).__name__}: {err})") from None
+    return n
+
+
+@dataclass
+class SizeData:
+    """The training files of one size, checked: every class present with exactly ``size`` jets."""
+    size: int
+    dirs: list[Path]
+    files: dict[str, list[Path]] = field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        return self.size * len(self.files)
+
+
+def check_size_data(size: int, dirs: list[Path]) -> SizeData:
+    from partx.datagen import schema
+
+    if size < 1:
+        raise StudyError(f"training-set size must be >= 1 jet per class, got {size}")
+    if not dirs:
+        raise StudyError(f"no data directory for size {size}")
+    files: dict[str, list[Path]] = {s: [] for s in schema.STEMS}
+    for d in dirs:
+        split = Path(d) / SAMPLE / TRAIN
+        if not split.is_dir():
+            raise StudyError(f"size {size}: {split} is not a directory (expected a JetClass-layout dataset)")
+        found = split_files(split)
+        if not found:
+            raise StudyError(f"size {size}: no <Stem>_NNN.root training files in {split}")
+        for stem, fs in found.items():
+            files[stem].extend(fs)
+    missing = [s for s, fs in files.items() if not fs]
+    if missing:
+        raise StudyError(f"size {size}: no training files for {', '.join(missing)} in {', '.join(map(str, dirs))}")
+    seen: set[Path] = set()
+    for stem, fs in files.items():
+        real = {f.resolve() for f in fs}
+        if len(real) != len(fs) or real & seen:
+            raise StudyError(f"size {size}: the same training file is listed twice ({stem}); give distinct directories")
+        seen |= real
+        n = count_jets(fs)
+        if n != size:
+            raise StudyError(f"size {size}: class {stem} has {n} training jets in {', '.join(map(str, dirs))}, "
+                             f"expected exactly {size} (jets per class)")
+    return SizeData(size, [Path(d) for d in dirs], files)
+
+
+@dataclass
+class EvalData:
+    dir: Path
+    n_val: int
+    n_test: int
+
+
+def check_eval_data(eval_dir: Path, train_sets: list[SizeData]) -> EvalData:
+    eval_dir = Path(eval_dir)
+    counts = {}
+    for split in (VAL, TEST):
+        d = eval_dir / SAMPLE / split
+        fs = split_files(d)
+        if not fs:
+            raise StudyError(f"no validation/test files in {d} (expected a JetClass-layout dataset)")
+        counts[split] = count_jets([f for v in fs.values() for f in v])
+        used = {f.resolve() for v in fs.values() for f in v}
+        for sd in train_sets:
+            overlap = used & {f.resolve() for v in sd.files.values() for f in v}
+            if overlap:
+                raise StudyError(f"{d}: file(s) also used for training size {sd.size}: {sorted(map(str, overlap))[:3]}")
+    return EvalData(eval_dir, counts[VAL], counts[TEST])
+
+
+def build_view(view_dir: Path, data: SizeData, eval_dir: Path) -> Path:
+    """(Re)create ``view_dir`` as symlinks: this size's training files + the shared val/test dirs."""
+    view_dir = Path(view_dir)
+    root = view_dir / SAMPLE
+    train = root / TRAIN
+    if train.exists():
+        shutil.rmtree(train)
+    train.mkdir(parents=True)
+    for stem, fs in data.files.items():
+        for i, f in enumerate(fs):  # renumber: several source dirs may all hold <Stem>_000.root
+            os.symlink(f.resolve(), train / f"{stem}_{i:03d}.root")
+    for split in (VAL, TEST):
+        link = root / split
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        elif link.exists():
+            shutil.rmtree(link)
+        os.symlink((Path(eval_dir) / SAMPLE / split).resolve(), link, target_is_directory=True)
+    return view_dir
+
+
+def write_json_atomic(path: Path, obj) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _parse_log(log: Path) -> dict:
+    """Per-epoch validation metric and training throughput from weaver's log."""
+    out = {"val_metric": [], "train_jets_per_s": []}
+    if not log.is_file():
+        return out
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))
+    out["val_metric"] = [float(v) for v in re.findall(r"Epoch #\d+: Current validation metric: ([0-9.eE+-]+)", text)]
+    # 'Processed N entries ... (avg. speed X entries/s)' after each 'Epoch #k training' block
+    for block in re.split(r"Epoch #\d+ training", text)[1:]:
+        m = re.search(r"avg\. speed ([0-9.]+) entries/s", block)
+        if m:
+            out["train_jets_per_s"].append(float(m.group(1)))
+    return out
+
+
+def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: Path, *, epochs: int,
+            features: str = "full", batch_size: int = BATCH_SIZE, dataopts: str = DATAOPTS,
+            python: str | None = None, quiet: bool = False, train: bool = True) -> dict | None:
+    """Train + test one (model, size) through train_JetClass.sh, or load its finished result
+    (``train=False``: only load; None if the run is not finished)."""
+    from partx.metrics.jets import jet_metrics
+    from partx.metrics.predictions import PredictionFileError, load_weaver_predictions
+
+    run_dir = Path(out_dir) / "runs" / f"{spec.name}_n{data.size}"
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        rec = json.loads(metrics_path.read_text())
+        want = {"model_options": spec.options, "n_train": data.n_train, "epochs": epochs,
+                "batch_size": batch_size, "features": features}
+        diff = {k: (rec.get(k), v) for k, v in want.items() if rec.get(k) != v}
+        if diff:
+            raise StudyError(f"{metrics_path} is a finished run with other settings {diff} (found, wanted); "
+                             f"remove it or use another output directory")
+        if not quiet:
+            print(f"[skip] {spec.name} n={data.size}: finished ({metrics_path})", flush=True)
+        return rec
+    if not train:
+        if not quiet:
+            print(f"[miss] {spec.name} n={data.size}: not run (no {metrics_path})", flush=True)
+        return None
+    if run_dir.exists():  # an unfinished run: start clean so no stale prediction is mixed in
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    env = dict(os.environ, DATADIR_JetClass=str(Path(view).resolve()), NUM_EPOCHS=str(epochs),
+               SAMPLES_PER_EPOCH=str(data.n_train), SAMPLES_PER_EPOCH_VAL=str(ev.n_val),
+               BATCH_SIZE=str(batch_size), DATAOPTS=dataopts, GPUS=os.environ.get("GPUS", ""))
+    env.pop("DDP_NGPUS", None)
+    if python:
+        env["PYTHON"] = python
+    cmd = ["bash", str(SCRIPT), spec.script_model, features, *spec.opts,
+           "--model-prefix", str((run_dir / "net").resolve()), "--log", str((run_dir / "train.log").resolve()),
+           "--tensorboard", ""]
+    if not quiet:
+        print(f"[run ] {spec.name} n={data.size}: {data.n_train} train jets x {epochs} epochs -> {run_dir}", flush=True)
+    load0 = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    with open(run_dir / "stdout.log", "w") as logf:
+        logf.write(shlex.join(cmd) + "\n")
+        logf.flush()
+        res = subprocess.run(cmd, cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        tail = (run_dir / "stdout.log").read_text(errors="replace")[-2000:]
+        raise RunFailed(f"{spec.name} n={data.size}: train_JetClass.sh exited {res.returncode} "
+                        f"(log {run_dir / 'stdout.log'}):\n{tail}")
+    try:
+        scores, labels, names = load_weaver_predictions([str(run_dir / "predict_output" / "pred_*.root")])
+        m = jet_metrics(scores, labels, names)
+    except (PredictionFileError, ValueError) as err:
+        raise RunFailed(f"{spec.name} n={data.size}: evaluation failed: {err}") from None
+    log = _parse_log(run_dir / "train.log")
+    speeds = log["train_jets_per_s"]
+    rec = {
+        "model": spec.name, "script_model": spec.script_model, "model_options": spec.options,
+        "jets_per_class": data.size, "n_train": data.n_train, "n_val": ev.n_val, "n_test": m.n_jets,
+        "epochs": epochs, "batch_size": batch_size, "features": features,
+        "accuracy": m.accuracy, "macro_auc": m.macro_auc,
+        "rej_Hbb": m.rejection.get("label_Hbb"), "rej_Tbqq": m.rejection.get("label_Tbqq"),
+        "rejection": m.rejection, "working_point": m.working_point,
+        "train_wall_s": round(wall, 1),
+        "train_jets_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
+        "val_metric_per_epoch": log["val_metric"],
+        "loadavg_1min_start": round(load0, 2), "loadavg_1min_end": round(os.getloadavg()[0], 2),
+        "train_dirs": [str(d) for d in data.dirs], "eval_dir": str(ev.dir), "run_dir": str(run_dir),
+    }
+    write_json_atomic(metrics_path, rec)
+    if not quiet:
+        print(f"[done] {spec.name} n={data.size}: acc {m.accuracy:.4f}  macro AUC {m.macro_auc:.4f}  "
+              f"wall {wall:.0f} s", flush=True)
+    return rec
+
+
+COLUMNS = ["model", "jets_per_class", "n_train", "epochs", "accuracy", "macro_auc", "rej_Hbb", "rej_Tbqq",
+           "train_wall_s", "train_jets_per_s", "n_test"]
+
+
+def _fmt(v, col: str) -> str:
+    if v is None:
+        return "–"
+    if col in ("accuracy", "macro_auc"):
+        return f"{v:.4f}"
+    if col.startswith("rej_"):
+        return "inf" if v == float("inf") else f"{v:.1f}"
+    if isinstance(v, float):
+        return f"{v:.0f}" if col == "train_wall_s" else f"{v:.1f}"
+    return str(v)
+
+
+def markdown_table(records: list[dict]) -> str:
+    heads = {"model": "model", "jets_per_class": "train jets / class", "n_train": "train jets", "epochs": "epochs",
+             "accuracy": "accuracy", "macro_auc": "macro AUC", "rej_Hbb": "Hbb rej. @50%",
+             "rej_Tbqq": "Tbqq rej. @99.5%", "train_wall_s": "wall (s)", "train_jets_per_s": "train jets/s",
+             "n_test": "test jets"}
+    lines = ["| " + " | ".join(heads[c] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in records:
+        lines.append("| " + " | ".join(_fmt(r.get(c), c) for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(records: list[dict], path: Path, title: str = "") -> Path:
+    import matplotlib.pyplot as plt
+
+    from partx.plotting import hep_style, save_figure
+
+    hep_style()
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"wspace": 0.35})
+    models = list(dict.fromkeys(r["model"] for r in records))
+    for model in models:
+        rows = sorted((r for r in records if r["model"] == model), key=lambda r: r["jets_per_class"])
+        x = [r["jets_per_class"] for r in rows]
+        for ax, key in zip(axes, ("accuracy", "macro_auc")):
+            ax.plot(x, [r[key] for r in rows], marker="o", label=model)
+    sizes = sorted({r["jets_per_class"] for r in records})
+    for ax, lab in zip(axes, ("test accuracy", "test macro AUC")):
+        ax.set_xscale("log")
+        ax.set_xticks(sizes)
+        ax.set_xticklabels([str(s) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("training jets per class")
+        ax.set_ylabel(lab)
+        ax.legend(fontsize=14)
+    if title:
+        fig.suptitle(title, fontsize=14)
+    return save_figure(fig, path)
+
+
+def write_outputs(records: list[dict], out_dir: Path, title: str = "", plot: bool = True) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = sorted(records, key=lambda r: (r["model"], r["jets_per_class"]))
+    paths = {"json": write_json_atomic(out_dir / "results.json", records)}
+    tmp = out_dir / ".results.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS + ["model_options"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(records)
+    os.replace(tmp, out_dir / "results.csv")
+    paths["csv"] = out_dir / "results.csv"
+    md = out_dir / "results.md"
+    tmp = out_dir / ".results.md.tmp"
+    tmp.write_text(markdown_table(records))
+    os.replace(tmp, md)
+    paths["md"] = md
+    if plot and records:
+        paths["png"] = plot_results(records, out_dir / "training_size_study.png", title)
+    return paths
+
+
+@dataclass
+class StudyConfig:
+    data: dict[int, list[Path]]            # jets per class -> training directories
+    eval_dir: Path                         # the shared val_5M / test_20M
+    out_dir: Path
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
+    model_opts: dict[str, str] = field(default_factory=dict)
+    epochs: int = 3
+    features: str = "full"
+    batch_size: int = BATCH_SIZE
+    dataopts: str = DATAOPTS
+    title: str = ""
+
+
+def validate(cfg: StudyConfig) -> tuple[list[ModelSpec], list[SizeData], EvalData]:
+    """Every check that needs no training; raises StudyError."""
+    if cfg.epochs < 1:
+        raise StudyError(f"epochs must be >= 1, got {cfg.epochs}")
+    if cfg.batch_size < 1:
+        raise StudyError(f"batch size must be >= 1, got {cfg.batch_size}")
+    if cfg.features not in FEATURES:
+        raise StudyError(f"invalid feature set {cfg.features!r}: choose {', '.join(FEATURES)}")
+    specs = resolve_models(cfg.models, cfg.model_opts)
+    if not cfg.data:
+        raise StudyError("no training-set sizes given")
+    for size in cfg.data:
+        if size < 1:
+            raise StudyError(f"training-set size must be >= 1 jet per class, got {size}")
+    for size, dirs in cfg.data.items():
+        for d in dirs:
+            if not Path(d).is_dir():
+                raise StudyError(f"size {size}: data directory {d} does not exist")
+    if not Path(cfg.eval_dir).is_dir():
+        raise StudyError(f"evaluation data directory {cfg.eval_dir} does not exist")
+    sets = [check_size_data(s, cfg.data[s]) for s in sorted(cfg.data)]
+    ev = check_eval_data(cfg.eval_dir, sets)
+    return specs, sets, ev
+
+
+def run_study(cfg: StudyConfig, quiet: bool = False, train: bool = True) -> list[dict]:
+    """Run every (model, size) of ``cfg`` that is not finished and write the outputs. ``train=False``
+    only tabulates the finished runs of the grid (missing ones are left out and reported)."""
+    specs, sets, ev = validate(cfg)
+    out = Path(cfg.out_dir)
+    records = []
+    for sd in sets:
+        view = build_view(out / "views" / f"n{sd.size}", sd, ev.dir)
+        for spec in specs:
+            rec = run_one(spec, sd, ev, view, out, epochs=cfg.epochs, features=cfg.features,
+                          batch_size=cfg.batch_size, dataopts=cfg.dataopts, quiet=quiet, train=train)
+            if rec is not None:
+                records.append(rec)
+                write_outputs(records, out, cfg.title, plot=False)  # partial table after every run
+    if not records:
+        raise StudyError(f"no finished run in {out / 'runs'} for this grid")
+    write_outputs(records, out, cfg.title)
+    return records

@@ -1,0 +1,163 @@
+"""analysis/training_size_study.py: dataset views, one row per (model, size), skip of finished runs, bad args."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from partx.studies import training_size as ts
+
+sys.path.insert(0, str(Path(__file__).parent))
+import jetclass_fixture  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+N = 8  # jets per class and file
+TINY = {  # weaver -o options: a step takes milliseconds
+    "ParT": "-o num_layers 1 -o embed_dims [16,16] -o pair_embed_dims [8] -o num_heads 2 -o num_cls_layers 1",
+    "PFN": "-o phi_sizes (16,16) -o f_sizes (16,)",
+}
+
+
+def _cli():
+    spec = importlib.util.spec_from_file_location("training_size_study", REPO / "analysis" / "training_size_study.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tss")
+    a = jetclass_fixture.write_dataset(root / "a", jets_per_file=N, seed=1)  # train N/class + the shared val/test
+    b = jetclass_fixture.write_dataset(root / "b", jets_per_file=N, seed=2)  # N more train jets per class
+    return a, b
+
+
+def test_view_layout(data, tmp_path):
+    a, b = data
+    sd = ts.check_size_data(2 * N, [a, b])
+    view = ts.build_view(tmp_path / "v", sd, a)
+    train = sorted(p.name for p in (view / "Pythia" / ts.TRAIN).iterdir())
+    assert len(train) == 20 and "HToBB_000.root" in train and "HToBB_001.root" in train
+    for split in (ts.VAL, ts.TEST):
+        link = view / "Pythia" / split
+        assert link.is_symlink() and link.resolve() == (a / "Pythia" / split).resolve()
+    ts.build_view(tmp_path / "v", ts.check_size_data(N, [b]), a)  # rebuilding replaces the training files
+    assert len(list((tmp_path / "v" / "Pythia" / ts.TRAIN).iterdir())) == 10
+
+
+def _fake_train_script(view_root: Path):
+    """Stands in for train_JetClass.sh: writes weaver-style predictions for the view's test jets."""
+    import numpy as np
+    import uproot
+
+    from partx.datagen import schema
+
+    def run(cmd, cwd=None, env=None, stdout=None, stderr=None):
+        assert cmd[1].endswith("train_JetClass.sh") and env["BATCH_SIZE"] and env["NUM_EPOCHS"]
+        assert env["SAMPLES_PER_EPOCH"] == str(10 * int(Path(env["DATADIR_JetClass"]).name[1:]))
+        prefix = Path(cmd[cmd.index("--model-prefix") + 1])
+        pred = prefix.parent / "predict_output"
+        pred.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        test_dir = Path(env["DATADIR_JetClass"]) / "Pythia" / ts.TEST
+        for c, cls in enumerate(schema.CLASSES):
+            n = sum(uproot.open(f)["tree"].num_entries for f in test_dir.glob(f"{cls.stem}_*.root"))
+            scores = rng.dirichlet(np.ones(10), n)
+            branches = {f"score_{lab}": scores[:, i] for i, lab in enumerate(schema.LABELS)}
+            branches.update({lab: np.full(n, lab == cls.label) for lab in schema.LABELS})
+            with uproot.recreate(pred / f"pred_{cls.stem}.root") as f:
+                f["Events"] = branches
+        (prefix.parent / "train.log").write_text(
+            "Epoch #0 training\nProcessed 160 entries in total (avg. speed 80.0 entries/s)\n"
+            "Epoch #0: Current validation metric: 0.12000 (best: 0.12000)\n")
+        return subprocess.CompletedProcess(cmd, 0)
+
+    return run
+
+
+def test_study_outputs_and_skip(data, tmp_path, monkeypatch):
+    """2 models x 2 sizes with train_JetClass.sh faked: one row per (model, size), finished runs skipped."""
+    a, b = data
+    out = tmp_path / "study"
+    monkeypatch.setattr(ts.subprocess, "run", _fake_train_script(out / "views"))
+    cfg = ts.StudyConfig(data={N: [b], 2 * N: [a, b]}, eval_dir=a, out_dir=out, models=["ParT", "PFN"],
+                         epochs=1, features="kin", batch_size=16)
+    records = ts.run_study(cfg, quiet=True)
+    assert sorted((r["model"], r["jets_per_class"]) for r in records) == [
+        ("PFN", N), ("PFN", 2 * N), ("ParT", N), ("ParT", 2 * N)]
+    part = next(r for r in records if r["model"] == "ParT")
+    assert part["model_options"] == "-o num_layers 4 -o embed_dims '[64,256,64]' -o pair_embed_dims '[32,32]' -o num_heads 4"
+    for r in records:
+        assert r["n_test"] == 10 * N and r["n_train"] == 10 * r["jets_per_class"]  # the one shared test set
+        assert r["train_jets_per_s"] == 80.0 and r["val_metric_per_epoch"] == [0.12]
+        assert (out / "runs" / f"{r['model']}_n{r['jets_per_class']}" / "metrics.json").is_file()
+    for name in ("results.csv", "results.json", "results.md", "training_size_study.png"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert sorted((r["model"], int(r["jets_per_class"])) for r in rows) == sorted(
+        (r["model"], r["jets_per_class"]) for r in records)
+    assert len((out / "results.md").read_text().strip().splitlines()) == 2 + 4
+    assert len(json.loads((out / "results.json").read_text())) == 4
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(ts.subprocess, "run", no_training)
+    again = ts.run_study(cfg, quiet=True)  # everything finished: nothing is trained
+    assert [r["accuracy"] for r in again] == [r["accuracy"] for r in records]
+    cfg.models = ["ParT", "PFN", "PN"]  # --collect: tabulate the finished runs, train none of the missing
+    assert len(ts.run_study(cfg, quiet=True, train=False)) == 4
+    cfg.models = ["ParT", "PFN"]
+    cfg.epochs = 2  # a finished run with other settings is an error, not silently reused
+    with pytest.raises(ts.StudyError, match="other settings"):
+        ts.run_study(cfg, quiet=True)
+
+
+@pytest.mark.slow
+def test_study_through_weaver(data, tmp_path):
+    """The real thing: train_JetClass.sh + weaver, tiny PFN, 1 epoch, 2 sizes, through the CLI."""
+    a, b = data
+    out = tmp_path / "study"
+    rc = _cli()(["--data", f"{N}={b}", "--data", f"{2 * N}={a},{b}", "--eval-data", str(a), "--models", "PFN",
+                 "--model-opts", f"PFN={TINY['PFN']}", "--epochs", "1", "--batch-size", "16", "--features", "kin",
+                 "--out", str(out), "--quiet"])
+    assert rc == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [(r["model"], r["jets_per_class"]) for r in rows] == [("PFN", str(N)), ("PFN", str(2 * N))]
+    for r in rows:
+        assert int(r["n_test"]) == 10 * N and 0 <= float(r["accuracy"]) <= 1 and float(r["train_wall_s"]) > 0
+    assert (out / "training_size_study.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "ParT,BDT"], "unknown model 'BDT'"),
+    (["--data", "0=DATA_A"], "size must be >= 1"),
+    (["--data=-5=DATA_A"], "size must be >= 1"),
+    (["--data", "8=/nonexistent/dir"], "does not exist"),
+    (["--data", "16=DATA_A"], "expected exactly 16"),
+    (["--data", "8=DATA_A", "--eval-data", "/nonexistent/dir"], "does not exist"),
+    (["--data", "8=DATA_A", "--eval-data", "DATA_A_TRAIN_ONLY"], "no validation/test files"),
+    (["--data", "8=DATA_A", "--model-opts", "PN=-o k 4"], "not in the study"),
+    (["--data", "8=DATA_A", "--epochs", "0"], "must be >= 1"),
+])
+def test_bad_arguments_exit_2(data, tmp_path, capsys, args, message):
+    a, _ = data
+    train_only = tmp_path / "train_only"
+    (train_only / "Pythia").mkdir(parents=True)
+    (train_only / "Pythia" / ts.TRAIN).symlink_to(a / "Pythia" / ts.TRAIN)
+    args = [x.replace("DATA_A_TRAIN_ONLY", str(train_only)).replace("DATA_A", str(a)) for x in args]
+    main = _cli()
+    try:
+        rc = main([*args, "--out", str(tmp_path / "out"), "--check"])
+    except SystemExit as exc:  # argparse errors
+        rc = exc.code
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
