@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make env    create $(VENV) and install partx with pinned versions (idempotent)"
 	@echo "make test   env + full test suite (what .ci/run calls)"
-	@echo "make demo   env + generate data + train/evaluate ParT on it (CPU, ~15 min)"
+	@echo "make demo   env + generate data + train/evaluate ParT on it (CPU)"
 	@echo "make bench  env + regenerate benchmarks/ (docs/benchmarks.md; ~30 min on 2 cores)"
 
 env: $(STAMP)
