@@ -112,3 +112,21 @@ def test_gradients_reach_every_parameter():
     model(x, v, mask).logsumexp(1).sum().backward()
     dead = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not dead, dead
+
+
+def test_training_trimmer_shuffle_is_undone_by_the_ordering():
+    """weaver's trimmer shuffles particles in training only; an ordering restores pT order for the mixer."""
+    torch.manual_seed(0)
+    seen = []
+    for ordering in ("none", "pt"):
+        model = ParticleTransformer(**dict(SMALL, mixer="linformer", ordering=ordering, trim=True, max_len=64)).train()
+        v_in = []
+        model.pair_embed.register_forward_pre_hook(lambda mod, args, kw: v_in.append(args[0].detach()), with_kwargs=True)
+        x, v, mask = jets(F=7, n_real=(40, 40, 40, 40))
+        order = v[:, :2].norm(dim=1).argsort(dim=1, descending=True)  # inputs in pT order, as weaver's are
+        x, v = (t.gather(2, order[:, None].expand_as(t)) for t in (x, v))
+        for _ in range(7):  # past the trimmer's 5-step warm-up
+            model(x, v, mask)
+        pt = v_in[-1][:, :2].norm(dim=1)
+        seen.append(bool((pt[:, :-1] >= pt[:, 1:]).all()))
+    assert seen == [False, True]
