@@ -27,8 +27,10 @@ TINY = {
     "PFN": ["-o", "phi_sizes", "(16,16)", "-o", "f_sizes", "(16,)"],
     "PCNN": ["-o", "conv_params", "((8,),(8,))", "-o", "fc_params", "((16,0.1),)"],
 }
+# Validation covers every class: weaver keeps a "best" checkpoint only if validation accuracy is > 0,
+# which a one-step model predicting a single class would miss on a small, class-incomplete sample.
 SHORT_RUN = {
-    "NUM_EPOCHS": "1", "SAMPLES_PER_EPOCH": "64", "SAMPLES_PER_EPOCH_VAL": "32", "BATCH_SIZE": "16",
+    "NUM_EPOCHS": "1", "SAMPLES_PER_EPOCH": "64", "SAMPLES_PER_EPOCH_VAL": "160", "BATCH_SIZE": "16",
     "DATAOPTS": "--num-workers 0 --fetch-step 1 --in-memory", "GPUS": "",
 }
 

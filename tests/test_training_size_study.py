@@ -141,7 +141,7 @@ def test_study_through_weaver(data, tmp_path):
     (["--data", "0=DATA_A"], "size must be >= 1"),
     (["--data=-5=DATA_A"], "size must be >= 1"),
     (["--data", "8=/nonexistent/dir"], "does not exist"),
-    (["--data", "16=DATA_A"], "expected exactly 16"),
+    (["--data", "16=DATA_A", "--eval-data", "DATA_A"], "expected exactly 16"),
     (["--data", "8=DATA_A", "--eval-data", "/nonexistent/dir"], "does not exist"),
     (["--data", "8=DATA_A", "--eval-data", "DATA_A_TRAIN_ONLY"], "no validation/test files"),
     (["--data", "8=DATA_A", "--model-opts", "PN=-o k 4"], "not in the study"),
