@@ -13,7 +13,7 @@ RUN="${OUT}/ParT_$(date +%Y%m%d-%H%M%S)"
 PART_DEMO=(-o num_layers 4 -o embed_dims "[64,256,64]" -o pair_embed_dims "[32,32]" -o num_heads 4)
 
 cat <<TXT
-partx demo -- what happens now (CPU; ~17 CPU-minutes of training, ~4 more the first time for the data):
+partx demo -- what happens now (about 4 minutes on an idle 2-core CPU, ~3 more the first time for the data):
   1. generate the 'small' JetClass-format dataset (10 classes x 800/200/200 jets, Pythia 8 + Delphes-lite)
      into ${DATADIR} (skipped for files that already exist)
   2. validate it against the JetClass schema and plot jet mass / multiplicity per class
