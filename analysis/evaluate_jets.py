@@ -3,7 +3,8 @@
 
     python analysis/evaluate_jets.py training/JetClass/.../predict_output/pred_*.root [--plot roc.png] [--json metrics.json]
 
-Prints accuracy, macro AUC and each class's rejection of QCD at the ParT paper's working points;
+Prints accuracy, the AUC in the ParT paper's convention (macro one-vs-one; one-vs-rest beside it)
+and each class's rejection of QCD at the paper's working points (Table 2);
 the plot shows background rejection vs signal efficiency for every class against QCD.
 """
 
@@ -54,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         atomic_write(args.json, json.dumps(metrics.__dict__, indent=2))
         print(f"metrics written: {args.json}")
-    if args.plot:
+    if args.plot and metrics.n_background == 0:
+        print("no ROC plot: no QCD jets to draw background rejection against")
+    elif args.plot:
         plot_rocs(scores, labels, names, args.plot, args.title)
     return 0
 

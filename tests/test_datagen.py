@@ -170,6 +170,56 @@ def test_cli_validate(tiny, tmp_path, capsys):
     assert "x.root" in err and "Traceback" not in err
 
 
+def test_validator_conventions(good_file, tmp_path):
+    """A file with the right names and types that breaks a JetClass convention is named."""
+    a = _arrays_of(good_file)
+    a["part_deta"] = a["part_deta"] * np.where(ak.to_numpy(a["jet_eta"]) >= 0, 1.0, -1.0).astype(np.float32)
+    if (ak.to_numpy(a["jet_eta"]) < 0).any():  # unsigned deta: wrong for every backward jet
+        with pytest.raises(SchemaError, match=r"part_deta of jet \d+ is not \(eta - jet_eta\) \* sign.*without the sign flip"):
+            validate_file(_write_raw(tmp_path / "unsigned.root", a))
+    a = _arrays_of(good_file)
+    for br in ("part_px", "part_py", "part_pz", "part_energy", "part_deta"):
+        a[br] = a[br][:, ::-1]  # pT-ascending
+    with pytest.raises(SchemaError, match=r"jet 0 are not ordered by decreasing pT"):
+        validate_file(_write_raw(tmp_path / "unsorted.root", a))
+    a = _arrays_of(good_file)
+    not_jet2 = np.arange(len(a["jet_pt"])) != 2
+    for br in [k for k in a if k.startswith("part_")]:
+        a[br] = a[br][ak.broadcast_arrays(not_jet2, a[br])[0]]  # jet 2 loses its constituents
+    with pytest.raises(SchemaError, match=r"jet 2 has no constituents"):
+        validate_file(_write_raw(tmp_path / "emptyjet.root", a))
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["jetclass", "--out", "{tmp}/o", "--splits", "test_20M,bogus"], "unknown split 'bogus'"),
+    (["jetclass", "--out", "{tmp}/o", "--jets-per-class", "0"], "0 is not a positive integer"),
+    (["jetclass", "--out", "{tmp}/o", "--jets-per-class", "-3"], "-3 is not a positive integer"),
+    (["jetclass", "--out", "{tmp}/o", "--workers", "0"], "0 is not a positive integer"),
+    (["jetclass", "--out", "{tmp}/o", "--classes", "Foo"], "unknown class(es) Foo"),
+    (["jetclass", "--out", "{tmp}/afile"], "exists and is not a directory"),
+    (["validate", "{tmp}/nothing"], "no .root files found"),
+    (["validate", "{tmp}", "--plot", "{tmp}"], "is a directory"),
+    (["trackml"], "invalid choice: 'trackml'"),
+])
+def test_cli_bad_arguments_one_line_exit_2(tmp_path, argv, message):
+    import subprocess
+    import sys
+
+    (tmp_path / "afile").write_text("x")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    res = subprocess.run([sys.executable, "-m", "partx.datagen", *argv], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").rglob("*.root"))
+
+
+def test_cli_accepts_real_split_directory_names():
+    from partx.datagen.__main__ import _splits
+
+    assert _splits("test_20M,train") == ["test", "train"]
+
+
 # ----------------------------------------------------------------------------- physics
 def test_soft_drop_mass_peaks(tiny):
     med = {s: float(np.median(ak.to_numpy(_read(tiny, s).jet_sdmass))) for s in schema.STEMS}

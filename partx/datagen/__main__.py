@@ -4,27 +4,46 @@
          [--seed S] [--fast] [--no-detector] [--splits train,val,test] [--classes HToBB,TTBar,...]
   python -m partx.datagen validate DIR [--plot PATH.png]
 
-Other generators (trackml, pileup) register their own sub-commands in their modules; this file only
-wires the JetClass ones and stays import-light (Pythia / fastjet load only when generating).
+Each sub-command is one entry of ``COMMANDS`` below (name -> parser builder); a new dataset's generator
+(TrackML, pileup) adds its entry there. This file stays import-light: Pythia / fastjet load only when
+generating. Bad arguments end in one line and exit 2 (partx.cli), checked before generating.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
+from partx.cli import ArgumentParser, UserError, csv_list, positive_int, run_main, writable_dir
 
-def _csv(s: str) -> list[str]:
-    return [x.strip() for x in s.split(",") if x.strip()]
+#: --splits accepts the short names and the real dataset's directory names
+_SPLIT_ALIASES = {"train": "train", "val": "val", "test": "test",
+                  "train_100M": "train", "val_5M": "val", "test_20M": "test"}
+
+
+def _splits(text: str) -> list[str]:
+    out = []
+    for s in csv_list(text):
+        if s not in _SPLIT_ALIASES:
+            raise UserError(f"unknown split {s!r}: choose from train, val, test (or {', '.join(list(_SPLIT_ALIASES)[3:])})")
+        out.append(_SPLIT_ALIASES[s])
+    if not out:
+        raise UserError("--splits is empty")
+    return list(dict.fromkeys(out))
 
 
 def _jetclass(args) -> int:
-    from partx.datagen import jetclass
+    from partx.datagen import jetclass, schema
 
     n = args.jets_per_class
     if n is None:
         n = jetclass.PRESETS[args.preset or "tiny"]
+    splits = _splits(args.splits)
+    unknown = [c for c in args.classes or [] if c not in schema.STEMS]
+    if unknown:
+        raise UserError(f"unknown class(es) {', '.join(unknown)}: choose from {', '.join(schema.STEMS)}")
+    writable_dir(args.out)
+    args.splits = splits
     t0 = time.perf_counter()
     paths = jetclass.generate(
         args.out, n, seed=args.seed, workers=args.workers, splits=tuple(args.splits), classes=args.classes,
@@ -37,46 +56,65 @@ def _jetclass(args) -> int:
 
 
 def _validate(args) -> int:
+    from partx.cli import writable_file
     from partx.datagen.validate import SchemaError, plot_summary, validate_dir
 
+    if args.plot:
+        writable_file(args.plot, "plot file")
     try:
         summary = validate_dir(args.dir)
     except (SchemaError, FileNotFoundError) as exc:
-        print(f"validation failed: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(f"validation failed: {exc}") from None
     print(summary.table())
     if args.plot:
         print(f"plot written to {plot_summary(summary, args.plot)}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m partx.datagen", description=__doc__.split("\n")[0])
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _add_jetclass(sub) -> None:
     j = sub.add_parser("jetclass", help="generate JetClass-format ROOT files (Pythia 8 + Delphes-lite + fastjet)")
     j.add_argument("--out", required=True, help="output directory (files go to OUT/Pythia/<split>/)")
-    j.add_argument("--jets-per-class", type=int, default=None,
+    j.add_argument("--jets-per-class", type=positive_int, default=None,
                    help="training jets per class (val/test get 25%% each); overrides --preset")
     j.add_argument("--preset", choices=("tiny", "small"), default=None,
                    help="tiny: 24 train jets/class (<1 min on 2 cores); small: 800 (README demo)")
-    j.add_argument("--workers", type=int, default=1, help="parallel processes over (class, split, file)")
+    j.add_argument("--workers", type=positive_int, default=1, help="parallel processes over (class, split, file)")
     j.add_argument("--seed", type=int, default=0)
     j.add_argument("--fast", action="store_true", help="switch multi-parton interactions off (~2x faster, no UE)")
     j.add_argument("--no-detector", action="store_true", help="generator-level particles instead of Delphes-lite E-flow")
-    j.add_argument("--splits", type=_csv, default=["train", "val", "test"])
-    j.add_argument("--classes", type=_csv, default=None, help="comma-separated file stems, e.g. HToBB,TTBar")
+    j.add_argument("--splits", default="train,val,test",
+                   help="comma-separated: train,val,test (or the directory names train_100M,val_5M,test_20M)")
+    j.add_argument("--classes", type=csv_list, default=None, help="comma-separated file stems, e.g. HToBB,TTBar")
     j.add_argument("--quiet", action="store_true", help="no progress bar")
     j.set_defaults(func=_jetclass)
-    v = sub.add_parser("validate", help="check JetClass files against the schema and summarise them")
+
+
+def _add_validate(sub) -> None:
+    v = sub.add_parser("validate", help="check JetClass files against the schema and its conventions, and summarise them")
     v.add_argument("dir")
     v.add_argument("--plot", default=None, help="write soft-drop mass / multiplicity plot (PNG)")
     v.set_defaults(func=_validate)
+
+
+#: sub-command name -> function adding its parser (and ``func``) to the sub-parsers
+COMMANDS = {"jetclass": _add_jetclass, "validate": _add_validate}
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m partx.datagen", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=ArgumentParser)
+    for add in COMMANDS.values():
+        add(sub)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

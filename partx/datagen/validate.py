@@ -120,6 +120,7 @@ def validate_file(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
             bad = ~np.isfinite(flat)
             if bad.any():
                 raise SchemaError(f"{path}: branch {br!r}: {int(bad.sum())} non-finite value(s) (NaN/inf)")
+    check_conventions(path, arrays)
     labels = np.stack([ak.to_numpy(arrays[lab]).astype(np.float64) for lab in schema.LABELS], axis=1)
     nlab = (labels != 0).sum(axis=1)
     if (nlab != 1).any():
@@ -131,6 +132,44 @@ def validate_file(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
     stats = {k: ak.to_numpy(arrays[k]).astype(np.float64) for k in ("jet_nparticles", "jet_sdmass", "jet_pt")}
     stats["label_index"] = labels.argmax(axis=1)
     return label, stats
+
+
+#: float32 storage of O(100 GeV) momenta and O(1) angles: differences below these are rounding
+PT_ORDER_RTOL = 1e-5
+DETA_ATOL = 2e-3
+
+
+def check_conventions(path: Path, arrays: ak.Array) -> None:
+    """The conventions the JetClass schema promises beyond names and types (DESIGN.md, real JetClass):
+
+    * constituents are ordered by decreasing pT = hypot(px, py) in every jet;
+    * ``part_deta = (eta - jet_eta) * sign(jet_eta)`` (the sign flip makes the forward direction of
+      every jet the same), with eta the constituent's pseudorapidity from (px, py, pz);
+    * no jet without constituents (weaver would feed an all-padding jet to the model).
+
+    One SchemaError names the file, the convention and the first jet that breaks it.
+    """
+    counts = ak.to_numpy(ak.num(arrays["part_px"]))
+    if (counts == 0).any():
+        raise SchemaError(f"{path}: jet {int(np.flatnonzero(counts == 0)[0])} has no constituents "
+                          f"({int((counts == 0).sum())} empty jet(s))")
+    pt = np.hypot(arrays["part_px"], arrays["part_py"])
+    rising = ak.any(pt[:, 1:] > pt[:, :-1] * (1 + PT_ORDER_RTOL) + 1e-6, axis=1)
+    if ak.any(rising):
+        j = int(np.flatnonzero(ak.to_numpy(rising))[0])
+        raise SchemaError(f"{path}: constituents of jet {j} are not ordered by decreasing pT "
+                          f"({int(ak.sum(rising))} jet(s)); JetClass constituents are pT-ordered")
+    eta = np.arcsinh(arrays["part_pz"] / np.maximum(pt, 1e-12))
+    jet_eta = arrays["jet_eta"]
+    sign = np.where(jet_eta >= 0, 1.0, -1.0)
+    off = abs(arrays["part_deta"] - (eta - jet_eta) * sign) > DETA_ATOL
+    off_jets = ak.to_numpy(ak.any(off, axis=1))
+    if off_jets.any():
+        j = int(np.flatnonzero(off_jets)[0])
+        unsigned = ak.to_numpy(ak.all(abs(arrays["part_deta"][j] - (eta[j] - jet_eta[j])) <= DETA_ATOL))
+        hint = " (it matches eta - jet_eta without the sign flip)" if unsigned and jet_eta[j] < 0 else ""
+        raise SchemaError(f"{path}: part_deta of jet {j} is not (eta - jet_eta) * sign(jet_eta){hint}; "
+                          f"{int(off_jets.sum())} jet(s) break the convention")
 
 
 def validate_dir(path: str | os.PathLike) -> Summary:

@@ -36,6 +36,11 @@ def load_weaver_predictions(patterns: list[str], tree: str = "Events") -> tuple[
                 missing = [n for n in file_names if n not in t.keys()]
                 if missing:
                     raise PredictionFileError(f"{path}: score branches without truth branches: {missing}")
+                # weaver writes score_<label> beside every one-hot <label>: a truth branch without its
+                # score means the file is incomplete, and its jets would otherwise vanish from the metrics
+                orphans = [k for k in t.keys() if k.startswith("label_") and f"score_{k}" not in t.keys()]
+                if orphans:
+                    raise PredictionFileError(f"{path}: truth branches without score branches: {orphans}")
                 arrays = t.arrays([f"score_{n}" for n in file_names] + file_names, library="np")
         except PredictionFileError:
             raise
@@ -44,6 +49,11 @@ def load_weaver_predictions(patterns: list[str], tree: str = "Events") -> tuple[
         if names is not None and file_names != names:
             raise PredictionFileError(f"{path}: labels {file_names} differ from the other files' {names}")
         names = file_names
+        onehot = np.stack([arrays[n] for n in names], axis=1).astype(float)
+        bad = int((onehot.sum(1) != 1).sum())
+        if bad:
+            raise PredictionFileError(f"{path}: {bad} of {len(onehot)} entries do not have exactly one true label among "
+                                      f"{names}")
         scores.append(np.stack([arrays[f"score_{n}"] for n in names], axis=1))
-        labels.append(np.stack([arrays[n] for n in names], axis=1).astype(float).argmax(1))
+        labels.append(onehot.argmax(1))
     return np.concatenate(scores), np.concatenate(labels), names
