@@ -303,8 +303,9 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
         "model": spec.name, "script_model": spec.script_model, "model_options": spec.options,
         "jets_per_class": data.size, "n_train": data.n_train, "n_val": ev.n_val, "n_test": m.n_jets,
         "epochs": epochs, "batch_size": batch_size, "features": features,
-        "accuracy": m.accuracy, "macro_auc": m.macro_auc,
+        "accuracy": m.accuracy, "auc": m.auc, "auc_ovr": m.auc_ovr,
         "rej_Hbb": m.rejection.get("label_Hbb"), "rej_Tbqq": m.rejection.get("label_Tbqq"),
+        "rej_Tbl": m.rejection.get("label_Tbl"),
         "rejection": m.rejection, "working_point": m.working_point,
         "train_wall_s": round(wall, 1),
         "train_jets_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
@@ -314,19 +315,19 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
     }
     write_json_atomic(metrics_path, rec)
     if not quiet:
-        print(f"[done] {spec.name} n={data.size}: acc {m.accuracy:.4f}  macro AUC {m.macro_auc:.4f}  "
+        print(f"[done] {spec.name} n={data.size}: acc {m.accuracy:.4f}  AUC {m.auc:.4f}  "
               f"wall {wall:.0f} s", flush=True)
     return rec
 
 
-COLUMNS = ["model", "jets_per_class", "n_train", "epochs", "accuracy", "macro_auc", "rej_Hbb", "rej_Tbqq",
+COLUMNS = ["model", "jets_per_class", "n_train", "epochs", "accuracy", "auc", "rej_Hbb", "rej_Tbqq", "rej_Tbl",
            "train_wall_s", "train_jets_per_s", "n_test"]
 
 
 def _fmt(v, col: str) -> str:
     if v is None:
         return "–"
-    if col in ("accuracy", "macro_auc"):
+    if col in ("accuracy", "auc", "auc_ovr"):
         return f"{v:.4f}"
     if col.startswith("rej_"):
         return "inf" if v == float("inf") else f"{v:.1f}"
@@ -337,8 +338,8 @@ def _fmt(v, col: str) -> str:
 
 def markdown_table(records: list[dict]) -> str:
     heads = {"model": "model", "jets_per_class": "train jets / class", "n_train": "train jets", "epochs": "epochs",
-             "accuracy": "accuracy", "macro_auc": "macro AUC", "rej_Hbb": "Hbb rej. @50%",
-             "rej_Tbqq": "Tbqq rej. @99.5%", "train_wall_s": "wall (s)", "train_jets_per_s": "train jets/s",
+             "accuracy": "accuracy", "auc": "AUC (ovo)", "rej_Hbb": "Hbb rej. @50%",
+             "rej_Tbqq": "Tbqq rej. @50%", "rej_Tbl": "Tbl rej. @99.5%", "train_wall_s": "wall (s)", "train_jets_per_s": "train jets/s",
              "n_test": "test jets"}
     lines = ["| " + " | ".join(heads[c] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in records:
@@ -357,10 +358,10 @@ def plot_results(records: list[dict], path: Path, title: str = "") -> Path:
     for model in models:
         rows = sorted((r for r in records if r["model"] == model), key=lambda r: r["jets_per_class"])
         x = [r["jets_per_class"] for r in rows]
-        for ax, key in zip(axes, ("accuracy", "macro_auc")):
+        for ax, key in zip(axes, ("accuracy", "auc")):
             ax.plot(x, [r[key] for r in rows], marker="o", label=model)
     sizes = sorted({r["jets_per_class"] for r in records})
-    for ax, lab in zip(axes, ("test accuracy", "test macro AUC")):
+    for ax, lab in zip(axes, ("test accuracy", "test AUC (one-vs-one)")):
         ax.set_xscale("log")
         ax.set_xticks(sizes)
         ax.set_xticklabels([str(s) for s in sizes])
