@@ -296,6 +296,21 @@ def test_rerun_skips_and_temp_not_complete(tiny, tmp_path):
     assert np.array_equal(ak.to_numpy(a["jet_pt"]), ak.to_numpy(b["jet_pt"]))
 
 
+def test_rerun_with_other_parameters_is_refused(tiny, tmp_path):
+    from partx.datagen.__main__ import main
+
+    out = tmp_path / "other"
+    shutil.copytree(tiny, out)
+    good = out / "Pythia" / schema.SPLITS[1] / "ZToQQ_120.root"
+    before = good.read_bytes()
+    for argv in (["--jets-per-class", "48"], ["--preset", "tiny", "--seed", "5"]):
+        with pytest.raises(jetclass.GenerationMismatch, match="was generated with jets="):
+            jetclass.generate(out, 48 if "48" in argv else 24, seed=5 if "5" in argv else 0, progress=False)
+        assert main(["jetclass", "--out", str(out), "--quiet", *argv]) == 2
+    assert good.read_bytes() == before  # nothing overwritten
+    assert main(["jetclass", "--out", str(out), "--preset", "tiny", "--quiet"]) == 0  # same parameters: all skipped
+
+
 # ----------------------------------------------------------------------------- weaver
 def test_weaver_reads_generated_files(tiny, tmp_path):
     pytest.importorskip("weaver")

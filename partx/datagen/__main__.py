@@ -45,10 +45,13 @@ def _jetclass(args) -> int:
     writable_dir(args.out)
     args.splits = splits
     t0 = time.perf_counter()
-    paths = jetclass.generate(
-        args.out, n, seed=args.seed, workers=args.workers, splits=tuple(args.splits), classes=args.classes,
-        detector=not args.no_detector, fast=args.fast, progress=not args.quiet,
-    )
+    try:
+        paths = jetclass.generate(
+            args.out, n, seed=args.seed, workers=args.workers, splits=tuple(args.splits), classes=args.classes,
+            detector=not args.no_detector, fast=args.fast, progress=not args.quiet,
+        )
+    except jetclass.GenerationMismatch as err:
+        raise UserError(str(err)) from None
     sizes = jetclass.split_sizes(n)
     print(f"{len(paths)} files under {args.out}/Pythia ({', '.join(f'{s}: {sizes[s]} jets/class' for s in args.splits)}) "
           f"in {time.perf_counter() - t0:.1f} s")

@@ -5,6 +5,12 @@ File numbers follow the real dataset: train files count from 000, test from 100,
 ``jets_per_class`` is the number of *training* jets per class; validation and test get
 ``VAL_FRACTION`` / ``TEST_FRACTION`` of it (rounded up). Files hold at most ``JETS_PER_FILE`` jets.
 
+Provenance: ``<out>/Pythia/partx_datagen.json`` records the parameters of every file written (jets,
+seed, detector, fast). A re-run skips a finished file only when it was made with the same parameters,
+and refuses (``GenerationMismatch``) when it was not: a rerun with another size or seed never keeps old
+files while reporting the new size. A file without a record (e.g. written before records existed) is
+accepted when its jet count is the planned one.
+
 Determinism: every file has its own ``numpy.random.SeedSequence((seed, class, split, file))``; it
 seeds Pythia (one seed per variant) and the detector RNG. The same arguments give identical arrays,
 independently of ``workers`` and of the order in which files are produced. Splits get disjoint seeds.
@@ -12,6 +18,7 @@ independently of ``workers`` and of the order in which files are produced. Split
 
 from __future__ import annotations
 
+import json
 import math
 import multiprocessing as mp
 import os
@@ -53,6 +60,56 @@ class FileTask:
         return np.random.SeedSequence(
             (self.seed, schema.STEMS.index(self.stem), list(SPLIT_DIRS).index(self.split), self.index)
         )
+
+
+MANIFEST = "partx_datagen.json"
+
+
+class GenerationMismatch(ValueError):
+    """Existing files were generated with other parameters than those asked for."""
+
+
+def _record(task: FileTask) -> dict:
+    return {"jets": task.n_jets, "seed": task.seed, "detector": task.detector, "fast": task.fast}
+
+
+def _manifest_path(out_dir) -> Path:
+    return Path(out_dir) / "Pythia" / MANIFEST
+
+
+def read_manifest(out_dir) -> dict[str, dict]:
+    path = _manifest_path(out_dir)
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise GenerationMismatch(f"{path}: unreadable generation record ({err}); remove it to regenerate") from None
+
+
+def _write_manifest(out_dir, manifest: dict[str, dict]) -> None:
+    from partx.atomic import atomic_write
+
+    atomic_write(_manifest_path(out_dir), json.dumps(dict(sorted(manifest.items())), indent=1))
+
+
+def _existing_matches(task: FileTask, key: str, manifest: dict) -> bool:
+    """True if the finished file of ``task`` was made with its parameters; raise if it was not."""
+    if key in manifest:
+        if manifest[key] == _record(task):
+            return True
+        old = ", ".join(f"{k}={v}" for k, v in manifest[key].items())
+        new = ", ".join(f"{k}={v}" for k, v in _record(task).items())
+        raise GenerationMismatch(f"{task.path} was generated with {old}, not {new}: choose another --out, "
+                                 "or delete the old files to regenerate them")
+    import uproot
+
+    with uproot.open(task.path) as f:  # no record (older partx): accept a file of the planned size
+        n = f[schema.TREE_NAME].num_entries
+    if n != task.n_jets:
+        raise GenerationMismatch(f"{task.path} holds {n} jets, not the {task.n_jets} asked for: choose another --out, "
+                                 "or delete the old files to regenerate them")
+    return True
 
 
 def split_sizes(jets_per_class: int) -> dict[str, int]:
@@ -151,10 +208,30 @@ def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "va
              detector=True, fast=False, progress=True) -> list[Path]:
     """Generate (or complete) a JetClass-format dataset; returns the paths of all planned files.
 
-    Files that already exist under their final name are complete (written atomically) and skipped.
+    Files that already exist under their final name are complete (written atomically) and skipped if
+    they were made with the same parameters; otherwise GenerationMismatch is raised before any work.
     """
+    if int(jets_per_class) < 1:
+        raise ValueError(f"jets_per_class must be >= 1, got {jets_per_class}")
     tasks = plan(out_dir, jets_per_class, seed=seed, splits=splits, classes=classes, detector=detector, fast=fast)
-    todo = [t for t in tasks if not t.path.exists()]
+    manifest = read_manifest(out_dir)
+    from partx.datagen.io import TMP_PREFIX
+
+    for d in {t.path.parent for t in tasks if t.path.parent.is_dir()}:  # left by an interrupted run
+        for stale in d.glob(f"{TMP_PREFIX}*"):
+            stale.unlink(missing_ok=True)
+    key = {t.path: t.path.relative_to(Path(out_dir) / "Pythia").as_posix() for t in tasks}
+    todo = [t for t in tasks if not (t.path.exists() and _existing_matches(t, key[t.path], manifest))]
+    records = {key[t.path]: _record(t) for t in tasks}
+    adopted = {k: records[k] for k in key.values() if k not in manifest and (Path(out_dir) / "Pythia" / k).exists()}
+    if adopted:
+        manifest.update(adopted)
+        _write_manifest(out_dir, manifest)
+
+    def done(path: Path) -> None:
+        manifest[key[path]] = records[key[path]]
+        _write_manifest(out_dir, manifest)
+
     todo.sort(key=lambda t: -t.n_jets * _COST.get(t.stem, 1.0))
     bar = None
     if progress:
@@ -166,6 +243,7 @@ def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "va
         if workers <= 1 or len(todo) <= 1:
             for t in todo:
                 path, _, _ = _run_task(t)
+                done(path)
                 if bar is not None:
                     bar.set_postfix_str(path.name)
                     bar.update()
@@ -178,8 +256,10 @@ def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "va
 
             methods = mp.get_all_start_methods()
             ctx = mp.get_context("fork" if "fork" in methods else "spawn")
-            with ctx.Pool(min(workers, len(todo))) as pool:
+            # workers ignore Ctrl-C: the parent alone handles it (one line, pool terminated on exit)
+            with ctx.Pool(min(workers, len(todo)), initializer=_ignore_sigint) as pool:
                 for path, _, _ in pool.imap_unordered(_run_task, todo):
+                    done(path)
                     if bar is not None:
                         bar.set_postfix_str(path.name)
                         bar.update()
@@ -187,6 +267,12 @@ def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "va
         if bar is not None:
             bar.close()
     return [t.path for t in tasks]
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def default_workers() -> int:
