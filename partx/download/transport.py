@@ -38,7 +38,7 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 Log = Callable[[str], None]
 
 
-def warn(msg: str) -> None:
+def _warn(msg: str) -> None:
     print(f"WARNING: {msg}", file=sys.stderr, flush=True)
 
 
@@ -192,13 +192,13 @@ def download_file(
         part.unlink(missing_ok=True)
     elif dest.exists():
         if md5 is None:
-            warn(f"{dest} already exists and has no known md5; using it unverified")
+            _warn(f"{dest} already exists and has no known md5; using it unverified")
             return dest
         actual = md5sum(dest, chunk_size)
         if actual == md5:
             log(f"  {dest.name}: already present, md5 OK")
             return dest
-        warn(f"{dest} exists but its md5 is {actual}, expected {md5}; downloading it again")
+        _warn(f"{dest} exists but its md5 is {actual}, expected {md5}; downloading it again")
         dest.unlink()
 
     log(f"  downloading {url}\n    -> {dest}")
@@ -225,7 +225,7 @@ def download_file(
                 time.sleep(retry_wait)
 
     if md5 is None:
-        warn(f"no known md5 for {dest.name}: integrity NOT verified "
+        _warn(f"no known md5 for {dest.name}: integrity NOT verified "
              f"(md5 of what was downloaded: {digest})")
     elif digest != md5:
         part.unlink()
