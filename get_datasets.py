@@ -23,11 +23,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from partx import download as dl  # noqa: E402
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, no usage block: the issue-9 error discipline
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+from partx.cli import ArgumentParser, UserError, non_negative_int, run_main  # noqa: E402
 
 
 def _checksum(text: str) -> tuple[str, str]:
@@ -48,15 +44,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return int(text)
-
-
 def build_parser(registry: Mapping[str, dl.DatasetSpec]) -> argparse.ArgumentParser:
-    p = _Parser(prog="get_datasets.py",
-                description="Download, verify and unpack a dataset, then update env.sh.")
+    p = ArgumentParser(prog="get_datasets.py",
+                       description="Download, verify and unpack a dataset, then update env.sh.")
     p.add_argument("dataset", nargs="?", metavar="DATASET", help="one of: " + ", ".join(registry))
     p.add_argument("-d", "--basedir", "--data-dir", dest="basedir", default="./datasets",
                    help="base directory for the datasets (default: ./datasets)")
@@ -77,7 +67,7 @@ def build_parser(registry: Mapping[str, dl.DatasetSpec]) -> argparse.ArgumentPar
                    help="download and extract again even if already done")
     p.add_argument("--keep-archives", action="store_true",
                    help="keep the downloaded archives after extraction")
-    p.add_argument("--retries", type=_count, default=3,
+    p.add_argument("--retries", type=non_negative_int, default=3,
                    help="automatic resume attempts after a dropped connection (default: 3)")
     p.add_argument("--connect-timeout", type=_seconds, default=dl.CONNECT_TIMEOUT,
                    help=f"seconds to wait for a connection (default: {dl.CONNECT_TIMEOUT:g})")
@@ -100,6 +90,7 @@ def _list(registry: Mapping[str, dl.DatasetSpec]) -> None:
 
 
 def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] | None = None) -> int:
+    """Exit status 0 done, 1 download failed, 2 bad request (partx.cli), 130 interrupted."""
     registry = dl.REGISTRY if registry is None else registry
     parser = build_parser(registry)
     args = parser.parse_args(argv)
@@ -107,9 +98,7 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
         _list(registry)
         return 0
     if not args.dataset:
-        print(f"{parser.prog}: error: name a dataset: {', '.join(registry)} (see --help)",
-              file=sys.stderr)
-        return 2
+        raise UserError(f"{parser.prog}: name a dataset: {', '.join(registry)} (see --help)")
     try:
         dl.fetch_dataset(
             args.dataset,
@@ -126,18 +115,15 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
             read_timeout=args.read_timeout,
             progress=not args.no_progress,
         )
-    except dl.UsageError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
-        return 2
     except dl.DownloadError as e:
-        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted: the partial download (*.part) was kept; "
+    except KeyboardInterrupt:  # more specific than run_main's line: the download resumes
+        print("interrupted (Ctrl-C): the partial download (*.part) was kept; "
               "re-run the same command to resume", file=sys.stderr)
         return 130
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -497,7 +497,7 @@ def test_cli_unknown_subset_exit_2(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("get_datasets_cli", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    rc = mod.main(["JetClass", "--subsets", "training", "-d", str(tmp_path), "--no-env"])
+    rc = mod.run_main(mod.main, ["JetClass", "--subsets", "training", "-d", str(tmp_path), "--no-env"])
     assert rc == 2
     assert "unknown subset" in capsys.readouterr().err
     assert mod.main(["jetclass", "--list"]) == 0
@@ -535,7 +535,7 @@ def test_cli_bad_request_is_one_line_exit_2_before_download(server, tmp_path, ca
     proc = run_cli(defaults + args, tmp_path, server.url)  # later options win
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert "error:" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("ERROR: ") and "Traceback" not in proc.stderr
     assert server.requests == []                              # refused before any download
     assert not (tmp_path / "env.sh").exists()
     assert (tmp_path / "afile").read_text() == "not a directory\n"
@@ -557,8 +557,7 @@ def test_cli_read_only_data_dir_exit_2(server, tmp_path):
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f"get_datasets.py: error: cannot use data directory {ro / 'data' / 'JetClass'}: "
-        f"{ro} is not writable"]
+        f"ERROR: cannot create data directory {ro / 'data' / 'JetClass'}: Read-only file system"]
     assert server.requests == []
 
 

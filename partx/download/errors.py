@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from partx.cli import UserError
+
 
 class DownloadError(RuntimeError):
     """Expected failure of a dataset download (get_datasets.py: exit 1, no traceback)."""
 
 
-class UsageError(DownloadError):
-    """Bad request, found before anything is downloaded (get_datasets.py: exit 2)."""
+class UsageError(UserError):
+    """Bad request, found before anything is downloaded (partx.cli.run_main: one line, exit 2)."""
 
 
 class UnknownDatasetError(UsageError):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from partx.cli import writable_dir, writable_file
 from partx.download.envfile import update_env_file
 from partx.download.errors import NetworkUnreachableError, UsageError
 from partx.download.extract import safe_extract
@@ -13,34 +14,12 @@ from partx.download.registry import MIRROR_ENV, DatasetSpec, RemoteFile, resolve
 from partx.download.transport import CONNECT_TIMEOUT, READ_TIMEOUT, Log, download_file
 
 
-def check_writable_dir(path: Path, what: str) -> None:
-    """Raise :class:`UsageError` unless ``path`` is, or can be created as, a writable directory.
-
-    Checked on the nearest existing ancestor, without creating anything, so a bad ``-d`` or env
-    file fails in a second instead of after a long download.
-    """
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise UsageError(f"cannot use {what} {path}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):  # also False on a read-only mount, even for root
-        raise UsageError(f"cannot use {what} {path}: {existing} is not writable")
-
-
-def check_request(files: Sequence[RemoteFile], dsdir: Path, env_file: str | os.PathLike | None,
-                  checksums: Mapping[str, str]) -> None:
-    """Every user error that can be found before the first byte is downloaded."""
+def check_checksums(files: Sequence[RemoteFile], checksums: Mapping[str, str]) -> None:
+    """A ``--checksum`` for a file that is not being downloaded would be silently unused: refuse it."""
     unknown = sorted(set(checksums) - {f.name for f in files})
     if unknown:
         raise UsageError(f"--checksum for file(s) not being downloaded: {', '.join(unknown)}; "
                          f"choose from: {', '.join(f.name for f in files)}")
-    check_writable_dir(dsdir, "data directory")
-    if env_file is not None:
-        real = Path(os.path.realpath(env_file))
-        if real.is_dir():
-            raise UsageError(f"cannot use env file {env_file}: it is a directory")
-        check_writable_dir(real.parent, "env file directory")
 
 
 def fetch_dataset(
@@ -66,13 +45,18 @@ def fetch_dataset(
     ``mirror`` (default ``$PARTX_DATASET_MIRROR``) replaces every file URL by
     ``<mirror>/<file name>``. ``checksums`` maps file names to md5 sums, overriding the registry.
     A marker ``.<file>.done`` in the dataset directory makes re-runs skip extracted files;
-    ``force`` ignores the markers. Returns the dataset directory.
+    ``force`` ignores the markers. Returns the dataset directory. Bad requests (unknown dataset,
+    subset or checksum file; unusable data directory or env file) raise a
+    :class:`partx.cli.UserError` before anything is downloaded.
     """
     spec = resolve_dataset(name, registry)
     files = spec.select(subsets)
     checksums = dict(checksums or {})
-    dsdir = Path(data_dir).expanduser().resolve() / spec.name
-    check_request(files, dsdir, env_file, checksums)
+    check_checksums(files, checksums)
+    # user errors (partx.cli.UserError: one line, exit 2) surface here, before any download
+    if env_file is not None:  # before the data directory, which writable_dir creates
+        writable_file(os.path.realpath(env_file), "env file")  # written at its target if a link
+    dsdir = writable_dir(Path(data_dir).expanduser().resolve() / spec.name, "data directory")
     if mirror is None:
         mirror = os.environ.get(MIRROR_ENV) or None
 
