@@ -5,10 +5,10 @@
     ./get_datasets.py JetClass --subsets val test      # skip the 100M-jet training set
     ./get_datasets.py --list                           # files, URLs and md5 sums
 
-Downloads resume (re-run the same command after an interruption), every file
-with a known md5 is verified before it is used, archives are unpacked safely,
-and ``export DATADIR_<Name>=<absolute path>`` is written to env.sh.
-See docs/datasets.md for the sources of each dataset.
+Downloads resume (re-run the same command after an interruption or Ctrl-C), every file with a
+known md5 is verified before it is used, archives are unpacked safely, and
+``export DATADIR_<Name>=<absolute path>`` is written to env.sh. See docs/datasets.md.
+Exit status: 0 done, 1 download failed, 2 bad request (nothing downloaded), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Mapping
 
 REPO = Path(__file__).resolve().parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from partx import download as dl  # noqa: E402
+from partx.cli import ArgumentParser, UserError, non_negative_int, run_main  # noqa: E402
 
 
-def _parse_checksum(text: str) -> tuple[str, str]:
+def _checksum(text: str) -> tuple[str, str]:
     name, sep, md5 = text.partition("=")
     md5 = md5.strip().lower()
     if not sep or not name or len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
@@ -32,13 +34,20 @@ def _parse_checksum(text: str) -> tuple[str, str]:
     return name.strip(), md5
 
 
-def build_parser(registry) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="get_datasets.py",
-        description="Download, verify and unpack a dataset, then update env.sh.",
-    )
-    p.add_argument("dataset", nargs="?", metavar="DATASET",
-                   help="one of: " + ", ".join(registry))
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def build_parser(registry: Mapping[str, dl.DatasetSpec]) -> argparse.ArgumentParser:
+    p = ArgumentParser(prog="get_datasets.py",
+                       description="Download, verify and unpack a dataset, then update env.sh.")
+    p.add_argument("dataset", nargs="?", metavar="DATASET", help="one of: " + ", ".join(registry))
     p.add_argument("-d", "--basedir", "--data-dir", dest="basedir", default="./datasets",
                    help="base directory for the datasets (default: ./datasets)")
     p.add_argument("-e", "--envfile", default=str(REPO / "env.sh"),
@@ -51,23 +60,26 @@ def build_parser(registry) -> argparse.ArgumentParser:
                    help=f"base URL replacing the official ones: files are fetched from "
                         f"MIRROR/<file name> ('{{dataset}}' is substituted); "
                         f"also settable via ${dl.MIRROR_ENV}")
-    p.add_argument("--checksum", action="append", type=_parse_checksum, default=[],
-                   metavar="FILE=MD5", help="md5 to verify FILE against (overrides the built-in "
-                   "value; use it to pin files whose md5 is not known here)")
+    p.add_argument("--checksum", action="append", type=_checksum, default=[], metavar="FILE=MD5",
+                   help="md5 to verify FILE against (overrides the built-in value; use it to pin "
+                        "files whose md5 is not known here)")
     p.add_argument("-f", "--force", action="store_true",
                    help="download and extract again even if already done")
     p.add_argument("--keep-archives", action="store_true",
                    help="keep the downloaded archives after extraction")
-    p.add_argument("--retries", type=int, default=3,
+    p.add_argument("--retries", type=non_negative_int, default=3,
                    help="automatic resume attempts after a dropped connection (default: 3)")
-    p.add_argument("--connect-timeout", type=float, default=dl.CONNECT_TIMEOUT,
+    p.add_argument("--connect-timeout", type=_seconds, default=dl.CONNECT_TIMEOUT,
                    help=f"seconds to wait for a connection (default: {dl.CONNECT_TIMEOUT:g})")
+    p.add_argument("--read-timeout", type=_seconds, default=dl.READ_TIMEOUT,
+                   help=f"seconds a transfer may stall before it is retried "
+                        f"(default: {dl.READ_TIMEOUT:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list datasets, files and md5 sums, then exit")
     return p
 
 
-def _list(registry) -> None:
+def _list(registry: Mapping[str, dl.DatasetSpec]) -> None:
     for spec in registry.values():
         print(f"{spec.name}  ({spec.variable})  {spec.homepage}")
         if spec.description:
@@ -77,7 +89,8 @@ def _list(registry) -> None:
             print(f"  [{f.subset}] {f.url}\n      md5: {f.md5 or 'unknown (not verified)'}{flag}")
 
 
-def main(argv=None, registry=None) -> int:
+def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] | None = None) -> int:
+    """Exit status 0 done, 1 download failed, 2 bad request (partx.cli), 130 interrupted."""
     registry = dl.REGISTRY if registry is None else registry
     parser = build_parser(registry)
     args = parser.parse_args(argv)
@@ -85,14 +98,10 @@ def main(argv=None, registry=None) -> int:
         _list(registry)
         return 0
     if not args.dataset:
-        parser.print_usage(sys.stderr)
-        print(f"error: name a dataset: {', '.join(registry)}", file=sys.stderr)
-        return 2
+        raise UserError(f"{parser.prog}: name a dataset: {', '.join(registry)} (see --help)")
     try:
-        spec = dl.resolve_dataset(args.dataset, registry)
-        spec.select(args.subsets)  # validate before touching anything
         dl.fetch_dataset(
-            spec.name,
+            args.dataset,
             args.basedir,
             registry=registry,
             subsets=args.subsets,
@@ -101,21 +110,20 @@ def main(argv=None, registry=None) -> int:
             checksums=dict(args.checksum),
             force=args.force,
             keep_archives=args.keep_archives,
-            retries=max(0, args.retries),
+            retries=args.retries,
             connect_timeout=args.connect_timeout,
+            read_timeout=args.read_timeout,
             progress=not args.no_progress,
         )
-    except dl.UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except dl.DownloadError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"ERROR: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; re-run the same command to resume the download", file=sys.stderr)
+    except KeyboardInterrupt:  # more specific than run_main's line: the download resumes
+        print("interrupted (Ctrl-C): the partial download (*.part) was kept; "
+              "re-run the same command to resume", file=sys.stderr)
         return 130
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -13,15 +13,20 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a unique temporary file in the same directory."""
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, mode: int | None = None) -> Path:
+    """Write ``data`` to ``path`` through a unique temporary file in the same directory.
+
+    ``mode``: permission bits of the new file (e.g. to keep an executable script's); default
+    0o666 less the umask.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as f:
             f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual permissions
+        # mkstemp creates 0600; give the file the usual (or the requested) permissions
+        os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -79,6 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
+        if st.stall_after is not None:  # send a prefix, then go silent (bounded) without hanging up
+            n, st.stall_after = st.stall_after, None
+            self.wfile.write(body[:n])
+            self.wfile.flush()
+            st.release.wait(timeout=20)
+            self.close_connection = True
+            return
         self.wfile.write(body)
 
 
@@ -87,6 +95,8 @@ class LocalServer:
         self.files: dict[str, bytes] = {}
         self.requests: list[dict] = []
         self.drop_after: int | None = None
+        self.stall_after: int | None = None
+        self.release = threading.Event()  # ends a stall
         self.ignore_range = False
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
@@ -104,6 +114,7 @@ class LocalServer:
         return f"{self.url}/{name}"
 
     def close(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -321,6 +332,19 @@ def test_interrupted_transfer_retries_automatically(server, tmp_path):
     assert [r["range"] for r in server.requests] == [None, "bytes=12345-"]
 
 
+def test_stalled_transfer_hits_read_timeout_and_resumes(server, tmp_path):
+    url = server.add("blob.bin", PAYLOAD)
+    server.stall_after = 200_000                              # connection stays open, silent
+    t0 = time.monotonic()
+    out = dl.download_file(url, tmp_path / "blob.bin", md5(PAYLOAD), retries=1, retry_wait=0,
+                           read_timeout=0.5, progress=False, log=lambda m: None)
+    assert time.monotonic() - t0 < 10
+    assert out.read_bytes() == PAYLOAD
+    first, second = server.requests
+    assert first["range"] is None
+    assert 0 < int(re.fullmatch(r"bytes=(\d+)-", second["range"])[1]) <= 200_000
+
+
 def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
     url = server.add("blob.bin", PAYLOAD)
     server.ignore_range = True
@@ -372,15 +396,13 @@ def test_tar_with_parent_member_is_refused(server, tmp_path, env_copy):
 
 
 @pytest.mark.parametrize("kind", [
-    "absolute", "dotdot_nested", "symlink_out", "symlink_abs", "hardlink_out",
+    "dotdot_nested", "symlink_out", "symlink_abs", "hardlink_out",
     "symlink_chain", "zip_dotdot", "zip_absolute",
 ])
 def test_safe_extract_refuses(tmp_path, kind):
     target = tmp_path / "target"
     outside = tmp_path / "outside.txt"
-    if kind == "absolute":
-        data, suffix = make_tar({str(outside): b"x"}), ".tar"
-    elif kind == "dotdot_nested":
+    if kind == "dotdot_nested":
         data, suffix = make_tar({"a/b/../../../outside.txt": b"x"}), ".tar"
     elif kind == "symlink_out":
         data, suffix = make_tar({}, symlinks={"sub/link": "../../outside.txt"}), ".tar"
@@ -400,6 +422,17 @@ def test_safe_extract_refuses(tmp_path, kind):
         dl.safe_extract(archive, target)
     assert not outside.exists()
     assert not any(p.is_symlink() for p in tmp_path.rglob("*"))
+    assert leftovers(tmp_path) == []
+
+
+def test_safe_extract_tar_absolute_member_stays_inside(tmp_path):
+    """tarfile's data filter strips the leading '/' of an absolute member: it lands in the target."""
+    outside = tmp_path / "outside.txt"
+    archive = tmp_path / "abs.tar"
+    archive.write_bytes(make_tar({str(outside): b"x"}))
+    dl.safe_extract(archive, tmp_path / "target")
+    assert not outside.exists()
+    assert (tmp_path / "target" / str(outside).lstrip("/")).read_bytes() == b"x"
     assert leftovers(tmp_path) == []
 
 
@@ -464,10 +497,102 @@ def test_cli_unknown_subset_exit_2(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("get_datasets_cli", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    rc = mod.main(["JetClass", "--subsets", "training", "-d", str(tmp_path), "--no-env"])
+    rc = mod.run_main(mod.main, ["JetClass", "--subsets", "training", "-d", str(tmp_path), "--no-env"])
     assert rc == 2
     assert "unknown subset" in capsys.readouterr().err
     assert mod.main(["jetclass", "--list"]) == 0
+
+
+VAL_TAR = "JetClass_Pythia_val_5M.tar"  # the real registry's file behind '--subsets val'
+
+BAD_REQUESTS = {
+    "no dataset": lambda t: [],
+    "unknown subset": lambda t: ["JetClass", "--subsets", "training"],
+    "negative connect timeout": lambda t: ["JetClass", "--connect-timeout", "-1"],
+    "negative read timeout": lambda t: ["JetClass", "--read-timeout", "-5"],
+    "zero read timeout": lambda t: ["JetClass", "--read-timeout", "0"],
+    "negative retries": lambda t: ["JetClass", "--retries", "-1"],
+    "malformed checksum": lambda t: ["JetClass", "--checksum", "nonsense"],
+    "checksum for another file": lambda t: ["JetClass", "--checksum", "other.tar=" + "0" * 32],
+    "data dir is a file": lambda t: ["JetClass", "-d", str(t / "afile")],
+    "data dir below a file": lambda t: ["JetClass", "-d", str(t / "afile" / "sub")],
+    "env file is a directory": lambda t: ["JetClass", "-e", str(t)],
+}
+
+
+def run_cli(args: list[str], cwd: Path, mirror: str, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **{dl.MIRROR_ENV: mirror})
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60, **kw)
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_cli_bad_request_is_one_line_exit_2_before_download(server, tmp_path, case):
+    server.add(VAL_TAR, GOOD_TAR)
+    (tmp_path / "afile").write_text("not a directory\n")
+    args = BAD_REQUESTS[case](tmp_path)
+    defaults = ["--subsets", "val", "-d", str(tmp_path / "d"), "-e", str(tmp_path / "env.sh")]
+    proc = run_cli(defaults + args, tmp_path, server.url)  # later options win
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("ERROR: ") and "Traceback" not in proc.stderr
+    assert server.requests == []                              # refused before any download
+    assert not (tmp_path / "env.sh").exists()
+    assert (tmp_path / "afile").read_text() == "not a directory\n"
+
+
+def test_cli_read_only_data_dir_exit_2(server, tmp_path):
+    """root ignores permission bits: mount a read-only tmpfs in a private mount namespace."""
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("needs unshare -rm (user + mount namespaces) for a read-only mount")
+    server.add(VAL_TAR, GOOD_TAR)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    script = ('mount -t tmpfs -o ro tmpfs "$1" && shift && exec "$@"')
+    env = dict(os.environ, **{dl.MIRROR_ENV: server.url})
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(ro), sys.executable, str(SCRIPT),
+         "JetClass", "--subsets", "val", "-d", str(ro / "data"), "-e", str(tmp_path / "env.sh")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"ERROR: cannot create data directory {ro / 'data' / 'JetClass'}: Read-only file system"]
+    assert server.requests == []
+
+
+def test_cli_ctrl_c_keeps_partial_file_and_rerun_resumes(server, tmp_path):
+    server.add(VAL_TAR, GOOD_TAR)
+    server.stall_after = 200_000                              # then silent until released
+    args = ["JetClass", "--subsets", "val", "-d", str(tmp_path / "d"), "-e", str(tmp_path / "env.sh"),
+            "--no-progress", "--checksum", f"{VAL_TAR}={md5(GOOD_TAR)}"]
+    env = dict(os.environ, **{dl.MIRROR_ENV: server.url})
+    part = tmp_path / "d" / "JetClass" / f"{VAL_TAR}.part"
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not (part.exists() and part.stat().st_size > 0):
+            assert time.monotonic() < deadline and proc.poll() is None, "download never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "re-run the same command to resume" in err
+    kept = part.stat().st_size
+    assert 0 < kept <= 200_000
+    assert not (tmp_path / "env.sh").exists()
+
+    server.release.set()
+    done = run_cli(args, tmp_path, server.url)
+    assert done.returncode == 0, done.stderr
+    assert server.requests[-1]["range"] == f"bytes={kept}-"
+    assert (tmp_path / "d/JetClass/Pythia/val_5M/HToBB_100.root").read_bytes() == PAYLOAD
+    assert not part.exists()
 
 
 def test_registry_facts():
