@@ -10,12 +10,12 @@ the plot shows background rejection vs signal efficiency for every class against
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from partx.atomic import atomic_write
+from partx.cli import ArgumentParser, UserError, run_main, writable_file
 from partx.metrics.jets import jet_metrics, roc_vs_background
 from partx.metrics.predictions import PredictionFileError, load_weaver_predictions
 
@@ -38,19 +38,21 @@ def plot_rocs(scores, labels, names, path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="evaluate_jets.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("predictions", nargs="+", help="weaver --predict-output ROOT files (globs allowed)")
     parser.add_argument("--plot", type=Path, help="write the ROC curves here (PNG/PDF)")
     parser.add_argument("--json", type=Path, help="write the metrics here")
     parser.add_argument("--title", default="", help="plot title")
     args = parser.parse_args(argv)
+    for out, what in ((args.plot, "plot file"), (args.json, "metrics file")):
+        if out is not None:
+            writable_file(out, what)
     try:
         scores, labels, names = load_weaver_predictions(args.predictions)
         metrics = jet_metrics(scores, labels, names)
     except (PredictionFileError, ValueError) as err:
-        print(f"ERROR: {err}", file=sys.stderr)
-        return 2
+        raise UserError(str(err)) from None
     print(metrics.table())
     if args.json:
         atomic_write(args.json, json.dumps(metrics.__dict__, indent=2))
@@ -60,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.plot:
         plot_rocs(scores, labels, names, args.plot, args.title)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

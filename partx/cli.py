@@ -43,7 +43,8 @@ def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = N
     try:
         return main(argv)
     except UserError as err:
-        print(f"ERROR: {err}", file=sys.stderr)
+        one_line = " ".join(str(err).split("\n"))  # library messages (uproot, yaml) may span lines
+        print(f"ERROR: {one_line}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C): finished outputs are kept, unfinished ones were not written", file=sys.stderr)
