@@ -140,7 +140,7 @@ DETA_ATOL = 2e-3
 
 
 def check_conventions(path: Path, arrays: ak.Array) -> None:
-    """The conventions the JetClass schema promises beyond names and types (DESIGN.md, real JetClass):
+    """The conventions the JetClass schema promises beyond names and types (as in the real JetClass files, docs/datagen.md):
 
     * constituents are ordered by decreasing pT = hypot(px, py) in every jet;
     * ``part_deta = (eta - jet_eta) * sign(jet_eta)`` (the sign flip makes the forward direction of
