@@ -141,6 +141,8 @@ def test_study_through_weaver(data, tmp_path):
     assert [(r["model"], r["jets_per_class"]) for r in rows] == [("PFN", str(N)), ("PFN", str(2 * N))]
     for r in rows:
         assert int(r["n_test"]) == 10 * N and 0 <= float(r["accuracy"]) <= 1 and float(r["train_wall_s"]) > 0
+    for rec in json.loads((out / "results.json").read_text()):  # weaver's TensorBoard scalars were found
+        assert len(rec["val_metric_per_epoch"]) == 1 and 0 <= rec["val_metric_per_epoch"][0] <= 1
     assert (out / "training_size_study.png").is_file()
 
 
