@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from partx.perf.harness import DTYPES, BenchConfig, BenchmarkError  # noqa: E402
-from partx.perf.models import MODELS, parse_overrides  # noqa: E402
+from partx import registry  # noqa: E402
+from partx.perf.models import parse_overrides  # noqa: E402
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +49,7 @@ def _list(text):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", type=_list, default=["ParT"], help=f"comma-separated: {', '.join(MODELS)} or network file paths")
+    p.add_argument("--models", type=_list, default=["ParT"], help=f"comma-separated: {', '.join(registry.names())} or network file paths")
     p.add_argument("--lengths", type=_ints("--lengths"), default=[128], help="particle counts N (default 128)")
     p.add_argument("--batch-sizes", type=_ints("--batch-sizes"), default=[1])
     p.add_argument("--dtypes", type=_list, default=["fp32"], help=f"comma-separated from {', '.join(DTYPES)}")

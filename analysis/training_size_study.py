@@ -4,13 +4,13 @@
     python analysis/training_size_study.py                      # the defaults below (docs/training_size_study.md)
     python analysis/training_size_study.py --data 200=datasets/JetClass_study_200 --data 800=datasets/JetClass \\
         --data 1600=datasets/JetClass,datasets/JetClass_study_800 --eval-data datasets/JetClass \\
-        --models ParT,PFN --epochs 3 --out output/study [--model-opts 'ParT=-o num_layers 2']
+        --models ParT-demo,PFN --epochs 3 --out output/study [--model-opts 'ParT-demo=-o num_layers 2']
 
 ``--data SIZE=DIR[,DIR...]`` gives the training files of one size (jets per class): the train_100M
 files of those directories together must hold exactly SIZE jets of every class. Every run is validated
-and tested on the val_5M / test_20M of ``--eval-data``. ``ParT`` means the demo-sized ParT of
-scripts/demo.sh (-o num_layers 4 -o embed_dims [64,256,64] -o pair_embed_dims [32,32] -o num_heads 4);
-``--model-opts NAME=OPTS`` replaces a model's options. Finished (model, size) runs are skipped;
+and tested on the val_5M / test_20M of ``--eval-data``. Models are partx.registry names (``ParT-demo``
+is the CPU-sized ParT of ``make demo``); ``--model-opts NAME=OPTS`` adds weaver options after the
+registry's (a key given again wins). Finished (model, size) runs are skipped;
 ``--collect`` trains nothing and tabulates the finished runs of the grid.
 Outputs in --out: results.{csv,json,md}, training_size_study.png, runs/<model>_n<size>/ (weaver logs,
 checkpoints, predictions, metrics.json), views/n<size>/ (the symlinked dataset views).
@@ -20,9 +20,11 @@ Exit status: 0 done, 1 a run failed, 2 bad arguments or inputs.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
+from partx import registry
 from partx.studies.training_size import (
     DEFAULT_MODELS, REPO, RunFailed, StudyConfig, StudyError, run_study, validate, write_outputs,
 )
@@ -79,9 +81,10 @@ def main(argv: list[str] | None = None) -> int:
                    "; ".join(f"{k}={','.join(str(d.relative_to(REPO)) for d in v)}" for k, v in DEFAULT_DATA.items()))
     p.add_argument("--eval-data", type=Path, default=DEFAULT_EVAL,
                    help="dataset whose val_5M/test_20M every run uses (default: %(default)s)")
-    p.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated (default: %(default)s)")
+    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
+                   help=f"comma-separated, from {', '.join(registry.names('jetclass'))} (default: %(default)s)")
     p.add_argument("--model-opts", type=_model_opt, action="append", default=[], metavar="NAME=OPTS",
-                   help="replace a model's weaver options, e.g. 'ParT=-o num_layers 1 -o num_heads 2'")
+                   help="extra weaver options for a model, e.g. 'ParT-demo=-o num_layers 1 -o num_heads 2'")
     p.add_argument("--epochs", type=_positive, default=3, help="full passes over each training set (default: 3, as in docs/training_size_study.md)")
     p.add_argument("--batch-size", type=_positive, default=128)
     p.add_argument("--features", choices=["kin", "kinpid", "full"], default="full")
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             for sd in sets:
                 print(f"size {sd.size}: {sd.n_train} train jets from {', '.join(map(str, sd.dirs))}")
             for s in specs:
-                print(f"model {s.name}: train_JetClass.sh {s.script_model} {args.features} {s.options}")
+                print(f"model {s.name}: train_JetClass.sh {s.name} {args.features} {shlex.join(s.opts)} (options: {s.options})")
             return 0
         records = run_study(cfg, quiet=args.quiet, train=not args.collect)
     except StudyError as err:

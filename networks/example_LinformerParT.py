@@ -9,6 +9,6 @@ evaluation), hence ``ordering="pt"`` re-sorts them by pT after it (a short CPU t
 accuracy without, 0.243 with; docs/mixers.md).
 """
 
-from partx.models.part_network import part_network
+from partx.models.weaver_net import part_network
 
 get_model, get_loss = part_network(mixer="linformer", mixer_options={"k": 32}, max_len=128, ordering="pt")

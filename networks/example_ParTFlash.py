@@ -5,6 +5,6 @@ off; SDPA elsewhere (see partx/nn/flex_attention.py, ``last_kernel`` says which 
 has no dropout, so attention dropout is 0 here (the other ParT dropouts are unchanged).
 """
 
-from partx.models.part_network import part_network
+from partx.models.weaver_net import part_network
 
 get_model, get_loss = part_network(mixer="flex", block_params={"attn_dropout": 0.0})

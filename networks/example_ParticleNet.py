@@ -2,7 +2,7 @@
 
 from weaver.nn.model.ParticleNet import ParticleNet
 
-from partx.models.jet_network import jet_network
+from partx.models.weaver_net import jet_network
 
 # The ParT paper's JetClass configuration: three EdgeConv blocks with k=16, one 256-wide FC layer.
 get_model, get_loss = jet_network(

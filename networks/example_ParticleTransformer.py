@@ -3,6 +3,6 @@
 ``-o mixer math`` selects the explicit-softmax reference; ``-o pair_embed_dims None`` gives ParT-plain.
 """
 
-from partx.models.part_network import part_network
+from partx.models.weaver_net import part_network
 
 get_model, get_loss = part_network(mixer="sdpa")

@@ -2,7 +2,8 @@
 
 weaver reports a missing branch, a wrong tree, or an unreadable file as a deep awkward/uproot
 traceback several seconds into loading. This opens every matched file once (header only: no
-baskets are read) and fails with one line naming the file and the problem.
+baskets / row groups are read) and fails with one line naming the file and the problem. ROOT files
+(uproot) and parquet files (pyarrow's footer, which weaver's own parquet reader uses) are checked.
 
     python -m partx.preflight --data-config data/JetClass/JetClass_full.yaml [--test-only] FILE_OR_GLOB...
 
@@ -69,6 +70,21 @@ def check_root_file(path: str, branches: set[str], treename: str | None) -> None
             raise PreflightError(f"{path}: tree {treename!r} lacks branch(es) the data config needs: {', '.join(missing)}")
 
 
+def check_parquet_file(path: str, branches: set[str]) -> None:
+    """A parquet file's columns are weaver's branches (top-level fields); no tree name applies."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises ArrowInvalid / OSError for a truncated or foreign file
+        raise PreflightError(f"{path}: not a readable parquet file ({type(err).__name__}: {err})") from None
+    if pf.metadata.num_rows == 0:
+        raise PreflightError(f"{path}: parquet file has no rows")
+    missing = sorted(branches - set(pf.schema_arrow.names))
+    if missing:
+        raise PreflightError(f"{path}: parquet file lacks column(s) the data config needs: {', '.join(missing)}")
+
+
 def check_files(data_config_path: str, patterns: list[str], test_only: bool = False) -> int:
     """Raise PreflightError on the first bad file; return the number of files checked."""
     branches, treename = required_branches(data_config_path, test_only)
@@ -76,6 +92,8 @@ def check_files(data_config_path: str, patterns: list[str], test_only: bool = Fa
     for path in files:
         if path.endswith(".root"):
             check_root_file(path, branches, treename)
+        elif path.endswith(".parquet"):
+            check_parquet_file(path, branches)
         elif not Path(path).is_file():
             raise PreflightError(f"{path}: not a file")
     return len(files)

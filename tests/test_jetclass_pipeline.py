@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from partx import registry
 from partx.metrics.predictions import load_weaver_predictions
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,7 +37,7 @@ SHORT_RUN = {
 
 
 def run_script(args: list[str], datadir: Path, extra_env: dict | None = None, script: str = "train_JetClass.sh"):
-    env = dict(os.environ, DATADIR_JetClass=str(datadir), **SHORT_RUN, **(extra_env or {}))
+    env = {**os.environ, "DATADIR_JetClass": str(datadir), **SHORT_RUN, **(extra_env or {})}
     env.pop("DDP_NGPUS", None) if "DDP_NGPUS" not in (extra_env or {}) else None
     return subprocess.run(["bash", str(REPO / script), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
@@ -54,8 +55,9 @@ def trained_part(datadir, tmp_path_factory) -> Path:
     return prefix
 
 
-def load_network(name: str):
-    spec = importlib.util.spec_from_file_location(f"net_{name}", REPO / "networks" / f"example_{name}.py")
+def load_network(path: Path):
+    """A weaver network file, imported as weaver does."""
+    spec = importlib.util.spec_from_file_location(f"net_{Path(path).stem}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -95,7 +97,7 @@ def test_onnx_export_matches_torch_and_weaver_predicts_with_it(trained_part, dat
     yaml = REPO / "data/JetClass/JetClass_kin.yaml"
     onnx_path = tmp_path / "part.onnx"
     cmd = [sys.executable, "-m", "weaver.train", "--data-config", str(yaml),
-           "--network-config", str(REPO / "networks/example_ParticleTransformer.py"), *TINY["ParT"],
+           "--network-config", str(registry.get("ParT").network_path), *TINY["ParT"],
            "--model-prefix", f"{trained_part}_best_epoch_state.pt", "--export-onnx", str(onnx_path)]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and onnx_path.is_file(), res.stderr[-3000:]
@@ -106,7 +108,7 @@ def test_onnx_export_matches_torch_and_weaver_predicts_with_it(trained_part, dat
     files = sorted(str(p) for p in (datadir / "Pythia/test_20M").glob("*.root"))
     ds = SimpleIterDataset({"_": files}, str(yaml), for_training=False, fetch_by_files=True, fetch_step=len(files), name="t")
     X, _, _ = next(iter(torch.utils.data.DataLoader(ds, batch_size=32, num_workers=0)))
-    net = load_network("ParticleTransformer")
+    net = load_network(registry.get("ParT").network_path)
     from weaver.utils.data.config import DataConfig
 
     dc = DataConfig.load(str(yaml), load_observers=False, load_reweight_info=False)
@@ -181,3 +183,62 @@ def test_corrupt_file_is_named(tmp_path):
 def test_bad_ddp_setting(datadir):
     res = run_script(["PFN", "kin"], datadir, {"DDP_NGPUS": "two"})
     assert res.returncode == 2 and "DDP_NGPUS must be a positive integer" in res.stderr
+
+
+@pytest.mark.parametrize("knob, value, message", [
+    ("BATCH_SIZE", "0", "BATCH_SIZE must be a positive integer, got '0'"),
+    ("NUM_EPOCHS", "-1", "NUM_EPOCHS must be a positive integer, got '-1'"),
+    ("SAMPLES_PER_EPOCH", "-5", "SAMPLES_PER_EPOCH must be a positive integer, got '-5'"),
+    ("SAMPLES_PER_EPOCH_VAL", "many", "SAMPLES_PER_EPOCH_VAL must be a positive integer"),
+    ("DDP_NGPUS", "3", "DDP_NGPUS=3 needs at least 3 training files per class"),
+    ("GPUS", "zero", "GPUS must be comma-separated device ids"),
+    ("DATAOPTS", "--num-workers '0", "DATAOPTS: No closing quotation"),
+])
+def test_bad_knob_is_one_line_before_weaver(datadir, knob, value, message):
+    res = run_script(["PFN", "kin"], datadir, {knob: value})
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and res.stderr.startswith("ERROR: ")
+    assert "weaver.train" not in res.stderr and "Traceback" not in res.stderr
+
+
+def test_weaver_command_from_registry_and_layout(datadir):
+    """DRY_RUN prints the weaver command: the official script's semantics, defaults from the registry."""
+    import shlex
+
+    res = run_script(["ParT-plain", "kinpid", "-o", "num_layers", "1"], datadir,
+                     {"DRY_RUN": "1", "BATCH_SIZE": "", "NUM_EPOCHS": "", "COMMENT": "_x"})
+    assert res.returncode == 0, res.stderr
+    cmd = shlex.split(res.stdout.strip().splitlines()[-1])
+    assert cmd[1:3] == ["-m", "weaver.train"]
+    opt = {a: cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a.startswith("--")}
+    assert opt["--network-config"] == "networks/example_ParticleTransformer.py"
+    assert opt["--batch-size"] == "512" and float(opt["--start-lr"]) == 1e-3 and opt["--num-epochs"] == "50"
+    assert opt["--data-config"] == "data/JetClass/JetClass_kinpid.yaml" and opt["--optimizer"] == "ranger"
+    assert opt["--model-prefix"] == "training/JetClass/Pythia/kinpid/ParT-plain/{auto}_x/net"
+    assert opt["--log"] == "logs/JetClass_Pythia_kinpid_ParT-plain_{auto}_x.log"
+    assert opt["--gpus"] == "" and "--use-amp" not in cmd  # CPU
+    i = cmd.index("--data-train")
+    assert cmd[i + 1] == f"HToBB:{datadir}/Pythia/train_100M/HToBB_*.root" and len(cmd[i + 1:cmd.index("--data-val")]) == 10
+    # registry options first, the user's weaver args last (weaver keeps the last -o of a key)
+    j = cmd.index("pair_embed_dims")
+    assert cmd[j - 1:j + 2] == ["-o", "pair_embed_dims", "None"] and cmd[-3:] == ["-o", "num_layers", "1"]
+
+
+def test_preflight_reads_parquet(tmp_path):
+    import awkward as ak
+
+    from partx.preflight import PreflightError, check_files, required_branches
+
+    yaml = str(REPO / "data/JetClass/JetClass_kin.yaml")
+    branches, _ = required_branches(yaml)
+    good = tmp_path / "good.parquet"
+    ak.to_parquet(ak.Array({b: [[1.0, 2.0], [3.0]] for b in branches}), good)
+    assert check_files(yaml, [str(good)]) == 1
+    dropped = sorted(branches)[0]
+    bad = tmp_path / "bad.parquet"
+    ak.to_parquet(ak.Array({b: [[1.0]] for b in branches if b != dropped}), bad)
+    with pytest.raises(PreflightError, match=f"lacks column\\(s\\) the data config needs: {dropped}"):
+        check_files(yaml, [str(bad)])
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(PreflightError, match="junk.parquet: not a readable parquet file"):
+        check_files(yaml, [str(tmp_path / "junk.parquet")])

@@ -11,22 +11,27 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from partx import registry
 from partx.metrics.predictions import load_weaver_predictions
 
 sys.path.insert(0, str(Path(__file__).parent))
 import jetclass_fixture  # noqa: E402
 from test_jetclass_pipeline import REPO, load_network, run_script  # noqa: E402
 
-NETWORK = {"ParT": "ParticleTransformer", "ParTFlash": "ParTFlash", "LinformerParT": "LinformerParT", "ReformerParT": "ReformerParT",
-           "MambaParT": "MambaParT", "ParT-plain": "ParticleTransformer"}
+VARIANTS = ["ParT", "ParTFlash", "LinformerParT", "ReformerParT", "MambaParT", "ParT-plain"]
 TINY = {"num_layers": 1, "embed_dims": [32, 32], "num_heads": 4, "num_cls_layers": 1}
 
 
-def tiny_opts(model: str) -> list[str]:
+def tiny(model: str) -> dict:
+    """Tiny options; those the registry fixes for the variant (ParT-plain's U off) stay as registered."""
     opts = dict(TINY)
-    if model not in ("MambaParT", "ParT-plain"):
+    if model != "MambaParT":
         opts["pair_embed_dims"] = [16]
-    return [a for k, v in opts.items() for a in ("-o", k, repr(v).replace(" ", ""))]
+    return {k: v for k, v in opts.items() if k not in registry.get(model).options}
+
+
+def tiny_opts(model: str) -> list[str]:
+    return [a for k, v in tiny(model).items() for a in ("-o", k, repr(v).replace(" ", ""))]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +40,7 @@ def datadir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", list(NETWORK))
+@pytest.mark.parametrize("model", VARIANTS)
 def test_variant_trains_predicts_and_exports(model, datadir, tmp_path):
     prefix = tmp_path / "net"
     res = run_script([model, "kinpid", *tiny_opts(model), "--model-prefix", str(prefix)], datadir)
@@ -46,9 +51,9 @@ def test_variant_trains_predicts_and_exports(model, datadir, tmp_path):
     # ONNX through weaver's own exporter, then onnxruntime == torch on random jets of two lengths
     yaml = REPO / "data/JetClass/JetClass_kinpid.yaml"
     onnx_path = tmp_path / "model.onnx"
-    extra = ["-o", "pair_embed_dims", "None"] if model == "ParT-plain" else []
+    entry = registry.get(model)
     cmd = [sys.executable, "-m", "weaver.train", "--data-config", str(yaml),
-           "--network-config", str(REPO / f"networks/example_{NETWORK[model]}.py"), *tiny_opts(model), *extra,
+           "--network-config", str(entry.network_path), *entry.weaver_options(), *tiny_opts(model),
            "--model-prefix", f"{prefix}_best_epoch_state.pt", "--export-onnx", str(onnx_path)]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and onnx_path.is_file(), res.stderr[-3000:]
@@ -56,12 +61,8 @@ def test_variant_trains_predicts_and_exports(model, datadir, tmp_path):
     from weaver.utils.data.config import DataConfig
 
     dc = DataConfig.load(str(yaml), load_observers=False, load_reweight_info=False)
-    opts = {k: v for k, v in TINY.items()}
-    if model not in ("MambaParT", "ParT-plain"):
-        opts["pair_embed_dims"] = [16]
-    if model == "ParT-plain":
-        opts["pair_embed_dims"] = None
-    net, info = load_network(NETWORK[model]).get_model(dc, for_inference=True, **opts)
+    opts = {**entry.options, **tiny(model)}
+    net, info = load_network(entry.network_path).get_model(dc, for_inference=True, **opts)
     net.load_state_dict(torch.load(f"{prefix}_best_epoch_state.pt", map_location="cpu"))
     net.eval()
     sess = ort.InferenceSession(str(onnx_path))

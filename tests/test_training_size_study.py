@@ -18,10 +18,7 @@ import jetclass_fixture  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 N = 8  # jets per class and file
-TINY = {  # weaver -o options: a step takes milliseconds
-    "ParT": "-o num_layers 1 -o embed_dims [16,16] -o pair_embed_dims [8] -o num_heads 2 -o num_cls_layers 1",
-    "PFN": "-o phi_sizes (16,16) -o f_sizes (16,)",
-}
+TINY = {"PFN": "-o phi_sizes (16,16) -o f_sizes (16,)"}  # weaver -o options: a step takes milliseconds
 
 
 def _cli():
@@ -53,7 +50,8 @@ def test_view_layout(data, tmp_path):
 
 
 def _fake_train_script(view_root: Path):
-    """Stands in for train_JetClass.sh: writes weaver-style predictions for the view's test jets."""
+    """Stands in for train_JetClass.sh: writes weaver-style predictions for the view's test jets and
+    the TensorBoard scalars weaver writes (2 epochs: epoch 1 trains n_train jets in 2 s)."""
     import numpy as np
     import uproot
 
@@ -74,9 +72,13 @@ def _fake_train_script(view_root: Path):
             branches.update({lab: np.full(n, lab == cls.label) for lab in schema.LABELS})
             with uproot.recreate(pred / f"pred_{cls.stem}.root") as f:
                 f["Events"] = branches
-        (prefix.parent / "train.log").write_text(
-            "Epoch #0 training\nProcessed 160 entries in total (avg. speed 80.0 entries/s)\n"
-            "Epoch #0: Current validation metric: 0.12000 (best: 0.12000)\n")
+        from torch.utils.tensorboard import SummaryWriter
+
+        comment = cmd[cmd.index("--tensorboard") + 1]
+        with SummaryWriter(log_dir=str(ts.TENSORBOARD_ROOT / f"Jan01_00-00-00_host{comment}")) as tb:
+            for epoch, (t_train, t_val, acc) in enumerate([(100.0, 101.0, 0.12), (103.0, 104.0, 0.25)]):
+                tb.add_scalar("Acc/train (epoch)", 0.1, epoch, walltime=t_train)
+                tb.add_scalar("Acc/eval (epoch)", acc, epoch, walltime=t_val)
         return subprocess.CompletedProcess(cmd, 0)
 
     return run
@@ -87,23 +89,29 @@ def test_study_outputs_and_skip(data, tmp_path, monkeypatch):
     a, b = data
     out = tmp_path / "study"
     monkeypatch.setattr(ts.subprocess, "run", _fake_train_script(out / "views"))
-    cfg = ts.StudyConfig(data={N: [b], 2 * N: [a, b]}, eval_dir=a, out_dir=out, models=["ParT", "PFN"],
+    monkeypatch.setattr(ts, "TENSORBOARD_ROOT", tmp_path / "runs")
+    cfg = ts.StudyConfig(data={N: [b], 2 * N: [a, b]}, eval_dir=a, out_dir=out, models=["ParT-demo", "PFN"],
                          epochs=1, features="kin", batch_size=16)
     records = ts.run_study(cfg, quiet=True)
     assert sorted((r["model"], r["jets_per_class"]) for r in records) == [
-        ("PFN", N), ("PFN", 2 * N), ("ParT", N), ("ParT", 2 * N)]
-    part = next(r for r in records if r["model"] == "ParT")
-    assert part["model_options"] == "-o num_layers 4 -o embed_dims '[64,256,64]' -o pair_embed_dims '[32,32]' -o num_heads 4"
+        ("PFN", N), ("PFN", 2 * N), ("ParT-demo", N), ("ParT-demo", 2 * N)]
+    part = next(r for r in records if r["model"] == "ParT-demo")
+    assert part["model_options"] == ("-o num_layers 4 -o embed_dims '[64, 256, 64]' -o pair_embed_dims '[32, 32]' "
+                                     "-o num_heads 4")  # the registry's ParT-demo
     for r in records:
         assert r["n_test"] == 10 * N and r["n_train"] == 10 * r["jets_per_class"]  # the one shared test set
-        assert r["train_jets_per_s"] == 80.0 and r["val_metric_per_epoch"] == [0.12]
-        assert (out / "runs" / f"{r['model']}_n{r['jets_per_class']}" / "metrics.json").is_file()
+        assert r["val_metric_per_epoch"] == [0.12, 0.25]  # from TensorBoard, not the text log
+        assert r["train_jets_per_s"] == r["n_train"] / 2.0
+        run = out / "runs" / f"{r['model']}_n{r['jets_per_class']}"
+        assert (run / "metrics.json").is_file() and (run / "tensorboard").is_dir()
+    assert not list((tmp_path / "runs").iterdir())  # weaver's TensorBoard runs moved into the run folders
     for name in ("results.csv", "results.json", "results.md", "training_size_study.png"):
         assert (out / name).is_file(), name
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert sorted((r["model"], int(r["jets_per_class"])) for r in rows) == sorted(
         (r["model"], r["jets_per_class"]) for r in records)
-    assert len((out / "results.md").read_text().strip().splitlines()) == 2 + 4
+    md = (out / "results.md").read_text().strip().splitlines()
+    assert len(md) == 2 + 4 and md[0].startswith("| model ") and "| ParT-demo " in md[-1]
     assert len(json.loads((out / "results.json").read_text())) == 4
 
     def no_training(*args, **kwargs):
@@ -112,9 +120,9 @@ def test_study_outputs_and_skip(data, tmp_path, monkeypatch):
     monkeypatch.setattr(ts.subprocess, "run", no_training)
     again = ts.run_study(cfg, quiet=True)  # everything finished: nothing is trained
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in records]
-    cfg.models = ["ParT", "PFN", "PN"]  # --collect: tabulate the finished runs, train none of the missing
+    cfg.models = ["ParT-demo", "PFN", "PN"]  # --collect: tabulate the finished runs, train none of the missing
     assert len(ts.run_study(cfg, quiet=True, train=False)) == 4
-    cfg.models = ["ParT", "PFN"]
+    cfg.models = ["ParT-demo", "PFN"]
     cfg.epochs = 2  # a finished run with other settings is an error, not silently reused
     with pytest.raises(ts.StudyError, match="other settings"):
         ts.run_study(cfg, quiet=True)
@@ -133,11 +141,13 @@ def test_study_through_weaver(data, tmp_path):
     assert [(r["model"], r["jets_per_class"]) for r in rows] == [("PFN", str(N)), ("PFN", str(2 * N))]
     for r in rows:
         assert int(r["n_test"]) == 10 * N and 0 <= float(r["accuracy"]) <= 1 and float(r["train_wall_s"]) > 0
+    for rec in json.loads((out / "results.json").read_text()):  # weaver's TensorBoard scalars were found
+        assert len(rec["val_metric_per_epoch"]) == 1 and 0 <= rec["val_metric_per_epoch"][0] <= 1
     assert (out / "training_size_study.png").is_file()
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--models", "ParT,BDT"], "unknown model 'BDT'"),
+    (["--models", "ParT-demo,BDT"], "unknown model 'BDT'"),
     (["--data", "0=DATA_A"], "size must be >= 1"),
     (["--data=-5=DATA_A"], "size must be >= 1"),
     (["--data", "8=/nonexistent/dir"], "does not exist"),

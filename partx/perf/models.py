@@ -1,8 +1,9 @@
-"""Benchmark model names -> weaver network files, and building a model for a given input length.
+"""Building a benchmarked model for a given input length, by registry name or network file path.
 
-A name is either one of ``MODELS`` (networks/example_<file>.py plus fixed get_model overrides) or a
-path to any weaver network file. ``get_model(data_config, **kw)`` is called exactly as weaver calls
-it, so what is benchmarked is what ``train_JetClass.sh`` trains.
+A name is either registered (partx.registry: network file, get_model options, whether it takes
+``max_len``) or a path to any weaver network file (a registered file given by path keeps its entry's
+``needs_max_len``; any other file gets only the overrides given). ``get_model(data_config, **kw)``
+is called exactly as weaver calls it, so what is benchmarked is what ``train_JetClass.sh`` trains.
 """
 
 from __future__ import annotations
@@ -16,48 +17,18 @@ from pathlib import Path
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NETWORKS_DIR = REPO_ROOT / "networks"
-
-#: name -> (network file stem, get_model overrides)
-MODELS: dict[str, tuple[str, dict]] = {
-    "ParT": ("ParticleTransformer", {}),
-    "ParT-plain": ("ParticleTransformer", {"pair_embed_dims": None}),
-    "ParTFlash": ("ParTFlash", {}),
-    "LinformerParT": ("LinformerParT", {}),
-    "ReformerParT": ("ReformerParT", {}),
-    "MambaParT": ("MambaParT", {}),
-    "PN": ("ParticleNet", {}),
-    "ParticleNet": ("ParticleNet", {}),
-    "PFN": ("PFN", {}),
-    "PCNN": ("PCNN", {}),
-    "P-CNN": ("PCNN", {}),
-}
-
-#: models whose get_model takes ``max_len`` (a fixed-length parameterisation: Linformer's projections,
-#: Reformer's bucket count); the harness passes max_len = N.
-NEEDS_MAX_LEN = {"LinformerParT", "ReformerParT"}
-
-#: models whose cost is meant to grow linearly in N (candidates for a crossover with the baseline)
-LINEAR_VARIANTS = {"LinformerParT", "ReformerParT", "MambaParT"}
+from partx import registry
 
 
 @dataclass
 class ModelSpec:
+    """What to build: a network file, its get_model overrides, and whether get_model takes ``max_len``."""
+
     name: str
     network: Path
     overrides: dict = field(default_factory=dict)
     checkpoint: Path | None = None
-
-    @property
-    def takes_max_len(self) -> bool:
-        if self.name in NEEDS_MAX_LEN:
-            return True
-        try:
-            src = self.network.read_text()
-        except OSError:
-            return False
-        return "max_len=" in src  # a network file that fixes max_len (Linformer / Reformer style)
+    needs_max_len: bool = False
 
 
 def parse_overrides(items) -> dict:
@@ -76,16 +47,17 @@ def parse_overrides(items) -> dict:
 
 def resolve_model(name: str, checkpoint: str | os.PathLike | None = None, overrides: dict | None = None) -> ModelSpec:
     """A ModelSpec for a registered name or a network file path; raises ValueError / FileNotFoundError."""
-    if name in MODELS:
-        stem, fixed = MODELS[name]
-        spec = ModelSpec(name, NETWORKS_DIR / f"example_{stem}.py", dict(fixed))
+    if name in registry.MODELS:
+        entry = registry.get(name)
+        spec = ModelSpec(name, entry.network_path, dict(entry.options), needs_max_len=entry.needs_max_len)
     elif name.endswith(".py") or os.sep in name:
         path = Path(name)
         if not path.is_file():
             raise FileNotFoundError(f"network file {name!r} does not exist")
-        spec = ModelSpec(path.stem.removeprefix("example_"), path)
+        entry = registry.find_by_network(path)
+        spec = ModelSpec(path.stem.removeprefix("example_"), path, needs_max_len=bool(entry and entry.needs_max_len))
     else:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)} or give a network file path")
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(registry.names())} or give a network file path")
     if not spec.network.is_file():
         raise FileNotFoundError(f"network file for {name!r} not found: {spec.network}")
     spec.overrides.update(overrides or {})
@@ -108,7 +80,7 @@ def load_network_module(path: Path):
 def build_model(spec: ModelSpec, data_config, length: int, device="cpu") -> torch.nn.Module:
     """get_model(data_config, **overrides) in eval mode on ``device``, checkpoint loaded if given."""
     kwargs = dict(spec.overrides)
-    if spec.takes_max_len:
+    if spec.needs_max_len:
         kwargs.setdefault("max_len", int(length))
     module = load_network_module(spec.network)
     model, _ = module.get_model(data_config, **kwargs)

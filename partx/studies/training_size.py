@@ -10,14 +10,18 @@ For every training-set size (jets per class) a *dataset view* is built, a direct
 so every (model, size) run is validated and tested on the same jets. Each run goes through
 ``./train_JetClass.sh MODEL FEATURES`` with the same budget: ``epochs`` full passes over its training
 set (``SAMPLES_PER_EPOCH`` = all training jets), batch size 128, the in-memory data options of the
-demo; the learning rate and optimizer are the script's per-model defaults. Metrics come from
-``partx.metrics`` on weaver's test-split predictions (best-validation epoch). A run is finished when
-its ``metrics.json`` exists (written atomically, last), so a re-run skips it.
+demo; models, their options, learning rates and optimizer come from partx.registry. Metrics come from
+``partx.metrics`` on weaver's test-split predictions (best-validation epoch). Nothing is read from
+weaver's text log: the study times each run itself, and reads the per-epoch validation accuracy
+(weaver's validation metric for classification) and the epoch wall times from the TensorBoard
+scalars weaver writes (``Acc/eval (epoch)``, ``Acc/train (epoch)``). A run is finished when its
+``metrics.json`` exists (written atomically, last), so a re-run skips it.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -25,24 +29,29 @@ import shlex
 import shutil
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "train_JetClass.sh"
-SAMPLE = "Pythia"
-TRAIN, VAL, TEST = "train_100M", "val_5M", "test_20M"
+from tabulate import tabulate
 
-#: Demo-sized ParT of scripts/demo.sh: 4 particle blocks, embeddings [64,256,64], pair embedding
-#: [32,32] (U), 4 heads (the paper's ParT: 8 blocks, [128,512,128], [64,64,64], 8 heads).
-PART_DEMO_OPTS = ("-o", "num_layers", "4", "-o", "embed_dims", "[64,256,64]",
-                  "-o", "pair_embed_dims", "[32,32]", "-o", "num_heads", "4")
-#: Study model name -> (train_JetClass.sh model, extra weaver options). Any other model the script
-#: knows may be named too (with the script's full-size defaults).
-DEFAULT_MODELS: dict[str, tuple[str, tuple[str, ...]]] = {"ParT": ("ParT", PART_DEMO_OPTS), "PFN": ("PFN", ())}
+from partx import registry
+from partx.atomic import atomic_write
+from partx.dataset_layouts import JETCLASS
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / JETCLASS.script
+#: where weaver's TensorBoard writer puts its runs: ``runs/`` in the working directory of the
+#: weaver process, which train_JetClass.sh sets to the repository root
+TENSORBOARD_ROOT = REPO / "runs"
+SAMPLE = JETCLASS.sample
+TRAIN, VAL, TEST = JETCLASS.train, JETCLASS.val, JETCLASS.test
+
+#: registry names trained by default: the demo-sized ParT (CPU budget) and PFN
+DEFAULT_MODELS = ("ParT-demo", "PFN")
 BATCH_SIZE = 128
 DATAOPTS = "--num-workers 1 --fetch-step 1 --in-memory"
-FEATURES = ("kin", "kinpid", "full")
+FEATURES = JETCLASS.features
 _FILE_RE = re.compile(r"^(?P<stem>[A-Za-z0-9]+)_(?P<num>\d+)\.root$")
 
 
@@ -54,46 +63,36 @@ class RunFailed(RuntimeError):
     """train_JetClass.sh or the evaluation failed for one (model, size)."""
 
 
-def script_models(script: Path = SCRIPT) -> list[str]:
-    """The models train_JetClass.sh accepts (its MODELS= line)."""
-    m = re.search(r'^MODELS="([^"]*)"', script.read_text(), re.M)
-    return m.group(1).split() if m else []
-
-
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str                 # study name (row label)
-    script_model: str         # first argument of train_JetClass.sh
-    opts: tuple[str, ...]     # extra weaver args (-o key value ...)
+    name: str                 # registry name: row label and first argument of train_JetClass.sh
+    opts: tuple[str, ...]     # extra weaver args (-o key value ...) after the registry's options
 
     @property
     def options(self) -> str:
-        return shlex.join(self.opts)
+        """Every model option of the run: the registry's, then the study's (a key given again wins)."""
+        return shlex.join([*registry.get(self.name).weaver_options(), *self.opts])
 
 
 def resolve_models(names: list[str], overrides: dict[str, str] | None = None) -> list[ModelSpec]:
-    """Study model specs; ``overrides`` maps a model name to a shell-quoted option string that
-    replaces its default options (e.g. ``{"ParT": "-o num_layers 1"}``)."""
+    """Study model specs; ``overrides`` maps a model name to a shell-quoted option string added after
+    its registry options (e.g. ``{"ParT-demo": "-o num_layers 1"}``)."""
     overrides = dict(overrides or {})
-    known = script_models()
     if not names:
         raise StudyError("no models given")
     if len(set(names)) != len(names):
         raise StudyError(f"duplicate models in {names}")
     specs = []
     for name in names:
-        if name in DEFAULT_MODELS:
-            script_model, opts = DEFAULT_MODELS[name]
-        elif name in known:
-            script_model, opts = name, ()
-        else:
-            raise StudyError(f"unknown model {name!r}: choose from {', '.join(dict.fromkeys([*DEFAULT_MODELS, *known]))}")
+        if name not in registry.names(JETCLASS.family):
+            raise StudyError(f"unknown model {name!r}: choose from {', '.join(registry.names(JETCLASS.family))}")
+        opts: tuple[str, ...] = ()
         if name in overrides:
             try:
                 opts = tuple(shlex.split(overrides.pop(name)))
             except ValueError as err:
                 raise StudyError(f"--model-opts for {name}: {err}") from None
-        specs.append(ModelSpec(name, script_model, tuple(opts)))
+        specs.append(ModelSpec(name, tuple(opts)))
     if overrides:
         raise StudyError(f"--model-opts for model(s) not in the study: {', '.join(overrides)}")
     return specs
@@ -219,27 +218,42 @@ def build_view(view_dir: Path, data: SizeData, eval_dir: Path) -> Path:
 
 
 def write_json_atomic(path: Path, obj) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(obj, indent=2) + "\n")
 
 
-def _parse_log(log: Path) -> dict:
-    """Per-epoch validation metric and training throughput from weaver's log."""
-    out = {"val_metric": [], "train_jets_per_s": []}
-    if not log.is_file():
+def read_tensorboard(run: Path, n_train: int) -> dict:
+    """Per-epoch validation accuracy and training speed from the TensorBoard scalars weaver wrote.
+
+    Epoch k's training time is the wall time between the end of validation k-1 (``Acc/eval``) and the
+    end of training k (``Acc/train``); epoch 0 has no start mark (data loading, model building), so
+    the speed averages epochs >= 1 and is None for a one-epoch run.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out: dict = {"val_metric": [], "train_jets_per_s": None}
+    if not run.is_dir():
         return out
-    text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))
-    out["val_metric"] = [float(v) for v in re.findall(r"Epoch #\d+: Current validation metric: ([0-9.eE+-]+)", text)]
-    # 'Processed N entries ... (avg. speed X entries/s)' after each 'Epoch #k training' block
-    for block in re.split(r"Epoch #\d+ training", text)[1:]:
-        m = re.search(r"avg\. speed ([0-9.]+) entries/s", block)
-        if m:
-            out["train_jets_per_s"].append(float(m.group(1)))
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags().get("scalars", []))
+    if "Acc/eval (epoch)" not in tags:
+        return out
+    val = {e.step: e for e in acc.Scalars("Acc/eval (epoch)")}
+    out["val_metric"] = [round(val[k].value, 5) for k in sorted(val)]  # weaver logs 5 decimals
+    train = {e.step: e for e in acc.Scalars("Acc/train (epoch)")} if "Acc/train (epoch)" in tags else {}
+    speeds = [n_train / (train[k].wall_time - val[k - 1].wall_time)
+              for k in sorted(train) if k >= 1 and k - 1 in val and train[k].wall_time > val[k - 1].wall_time]
+    if speeds:
+        out["train_jets_per_s"] = round(sum(speeds) / len(speeds), 1)
     return out
+
+
+def _collect_tensorboard(comment: str, run_dir: Path) -> Path:
+    """Move weaver's TensorBoard run (``runs/<time>_<host><comment>``) into ``run_dir/tensorboard``."""
+    dest = run_dir / "tensorboard"
+    for found in sorted(TENSORBOARD_ROOT.glob(f"*{comment}")):
+        shutil.move(str(found), str(dest))
+    return dest
 
 
 def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: Path, *, epochs: int,
@@ -276,9 +290,10 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
     env.pop("DDP_NGPUS", None)
     if python:
         env["PYTHON"] = python
-    cmd = ["bash", str(SCRIPT), spec.script_model, features, *spec.opts,
+    tb_comment = f"_partx-study-{uuid.uuid4().hex[:12]}"  # finds this run's writer among runs/
+    cmd = ["bash", str(SCRIPT), spec.name, features, *spec.opts,
            "--model-prefix", str((run_dir / "net").resolve()), "--log", str((run_dir / "train.log").resolve()),
-           "--tensorboard", ""]
+           "--tensorboard", tb_comment]
     if not quiet:
         print(f"[run ] {spec.name} n={data.size}: {data.n_train} train jets x {epochs} epochs -> {run_dir}", flush=True)
     load0 = os.getloadavg()[0]
@@ -288,6 +303,7 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
         logf.flush()
         res = subprocess.run(cmd, cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
+    tensorboard = _collect_tensorboard(tb_comment, run_dir)
     if res.returncode != 0:
         tail = (run_dir / "stdout.log").read_text(errors="replace")[-2000:]
         raise RunFailed(f"{spec.name} n={data.size}: train_JetClass.sh exited {res.returncode} "
@@ -297,10 +313,9 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
         m = jet_metrics(scores, labels, names)
     except (PredictionFileError, ValueError) as err:
         raise RunFailed(f"{spec.name} n={data.size}: evaluation failed: {err}") from None
-    log = _parse_log(run_dir / "train.log")
-    speeds = log["train_jets_per_s"]
+    tb = read_tensorboard(tensorboard, data.n_train)
     rec = {
-        "model": spec.name, "script_model": spec.script_model, "model_options": spec.options,
+        "model": spec.name, "model_options": spec.options,
         "jets_per_class": data.size, "n_train": data.n_train, "n_val": ev.n_val, "n_test": m.n_jets,
         "epochs": epochs, "batch_size": batch_size, "features": features,
         "accuracy": m.accuracy, "auc": m.auc, "auc_ovr": m.auc_ovr,
@@ -308,8 +323,8 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
         "rej_Tbl": m.rejection.get("label_Tbl"),
         "rejection": m.rejection, "working_point": m.working_point,
         "train_wall_s": round(wall, 1),
-        "train_jets_per_s": round(sum(speeds) / len(speeds), 1) if speeds else None,
-        "val_metric_per_epoch": log["val_metric"],
+        "train_jets_per_s": tb["train_jets_per_s"],
+        "val_metric_per_epoch": tb["val_metric"],
         "loadavg_1min_start": round(load0, 2), "loadavg_1min_end": round(os.getloadavg()[0], 2),
         "train_dirs": [str(d) for d in data.dirs], "eval_dir": str(ev.dir), "run_dir": str(run_dir),
     }
@@ -322,6 +337,12 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
 
 COLUMNS = ["model", "jets_per_class", "n_train", "epochs", "accuracy", "auc", "rej_Hbb", "rej_Tbqq", "rej_Tbl",
            "train_wall_s", "train_jets_per_s", "n_test"]
+
+
+HEADERS = {"model": "model", "jets_per_class": "train jets / class", "n_train": "train jets", "epochs": "epochs",
+           "accuracy": "accuracy", "auc": "AUC (ovo)", "rej_Hbb": "Hbb rej. @50%",
+           "rej_Tbqq": "Tbqq rej. @50%", "rej_Tbl": "Tbl rej. @99.5%", "train_wall_s": "wall (s)", "train_jets_per_s": "train jets/s",
+           "n_test": "test jets"}
 
 
 def _fmt(v, col: str) -> str:
@@ -337,14 +358,8 @@ def _fmt(v, col: str) -> str:
 
 
 def markdown_table(records: list[dict]) -> str:
-    heads = {"model": "model", "jets_per_class": "train jets / class", "n_train": "train jets", "epochs": "epochs",
-             "accuracy": "accuracy", "auc": "AUC (ovo)", "rej_Hbb": "Hbb rej. @50%",
-             "rej_Tbqq": "Tbqq rej. @50%", "rej_Tbl": "Tbl rej. @99.5%", "train_wall_s": "wall (s)", "train_jets_per_s": "train jets/s",
-             "n_test": "test jets"}
-    lines = ["| " + " | ".join(heads[c] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for r in records:
-        lines.append("| " + " | ".join(_fmt(r.get(c), c) for c in COLUMNS) + " |")
-    return "\n".join(lines) + "\n"
+    rows = [[_fmt(r.get(c), c) for c in COLUMNS] for r in records]
+    return tabulate(rows, headers=[HEADERS[c] for c in COLUMNS], tablefmt="github", disable_numparse=True) + "\n"
 
 
 def plot_results(records: list[dict], path: Path, title: str = "") -> Path:
@@ -379,18 +394,12 @@ def write_outputs(records: list[dict], out_dir: Path, title: str = "", plot: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     records = sorted(records, key=lambda r: (r["model"], r["jets_per_class"]))
     paths = {"json": write_json_atomic(out_dir / "results.json", records)}
-    tmp = out_dir / ".results.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS + ["model_options"], extrasaction="ignore")
-        w.writeheader()
-        w.writerows(records)
-    os.replace(tmp, out_dir / "results.csv")
-    paths["csv"] = out_dir / "results.csv"
-    md = out_dir / "results.md"
-    tmp = out_dir / ".results.md.tmp"
-    tmp.write_text(markdown_table(records))
-    os.replace(tmp, md)
-    paths["md"] = md
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=COLUMNS + ["model_options"], extrasaction="ignore")
+    w.writeheader()
+    w.writerows(records)
+    paths["csv"] = atomic_write(out_dir / "results.csv", buf.getvalue())
+    paths["md"] = atomic_write(out_dir / "results.md", markdown_table(records))
     if plot and records:
         paths["png"] = plot_results(records, out_dir / "training_size_study.png", title)
     return paths

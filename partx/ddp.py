@@ -1,6 +1,6 @@
-"""Multi-process (DDP) training with weaver-core, on GPUs (nccl) or on CPU (gloo).
+"""Multi-process (DDP) training with weaver-core, on GPUs (nccl) or on CPU (gloo); used by partx.launcher for DDP_NGPUS > 1.
 
-    python -m partx.launch --nproc N [--backend nccl|gloo] [weaver args...]
+    python -m partx.ddp --nproc N [--backend nccl|gloo] [weaver args...]
 
 Why not ``torchrun ... weaver``: torchrun parses the whole command line with argparse, which
 rejects weaver's ``--log`` as an ambiguous prefix of torchrun's own ``--log-dir``/``--logs-specs``

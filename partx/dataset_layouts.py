@@ -1,0 +1,65 @@
+"""Where each dataset's files are, declared once for the weaver launcher (partx/launcher.py).
+
+A ``train_<Name>.sh`` script is the launcher plus one of these layouts. A layout says where the data
+directory comes from, how the splits and per-class groups are laid out, which data configs exist, and
+the run sizes of the official ParT scripts. Everything else (knobs, preflight, the weaver command)
+is shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Files ``{datadir}/{sample}/{split}/{group}_*.{ext}``, one weaver ``group:glob`` per group.
+
+    ``groups`` empty: each split is one unnamed glob ``{split}/*.{ext}``. ``val`` None: no validation
+    files (weaver splits the training files itself, ``--train-val-split``).
+    """
+
+    name: str                          # JetClass: directory names, log/checkpoint tags
+    family: str                        # partx.registry dataset family
+    datadir_var: str                   # environment variable (env.sh) holding the data directory
+    default_datadir: str
+    train: str
+    test: str
+    val: str | None
+    data_config: str                   # with {features}
+    features: tuple[str, ...]
+    default_features: str
+    generate_hint: str                 # how to make a small local copy
+    sample: str = ""                   # sub-directory above the splits (JetClass: generator name)
+    groups: tuple[str, ...] = ()
+    ext: str = "root"
+    epochs: int = 50
+    samples_per_epoch: int = 10000 * 1024   # divided by the number of DDP processes
+    samples_per_epoch_val: int = 10000 * 128
+    optimizer: str = "ranger"
+
+    @property
+    def script(self) -> str:
+        return f"train_{self.name}.sh"
+
+    def split_dir(self, datadir: str, split: str) -> str:
+        return "/".join(p for p in (datadir.rstrip("/"), self.sample, split) if p)
+
+    def split_glob(self, datadir: str, split: str) -> str:
+        return f"{self.split_dir(datadir, split)}/*.{self.ext}"
+
+    def group_glob(self, datadir: str, split: str, group: str) -> str:
+        return f"{self.split_dir(datadir, split)}/{group}_*.{self.ext}"
+
+
+#: JetClass (Qu et al. 2022), as the official ParT train_JetClass.sh lays it out.
+JETCLASS = DatasetLayout(
+    name="JetClass", family="jetclass", datadir_var="DATADIR_JetClass", default_datadir="./datasets/JetClass",
+    sample="Pythia", train="train_100M", val="val_5M", test="test_20M",
+    # the official script's group order (weaver's --data-train/--data-test name:glob list)
+    groups=("HToBB", "HToCC", "HToGG", "HToWW2Q1L", "HToWW4Q", "TTBar", "TTBarLep", "WToQQ", "ZToQQ", "ZJetsToNuNu"),
+    data_config="data/JetClass/JetClass_{features}.yaml", features=("kin", "kinpid", "full"), default_features="full",
+    generate_hint="python -m partx.datagen jetclass --out ./datasets/JetClass --preset small",
+)
+
+LAYOUTS = {layout.family: layout for layout in (JETCLASS,)}

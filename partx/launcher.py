@@ -1,0 +1,232 @@
+"""The weaver launcher under every ``train_<Dataset>.sh``: knobs -> checks -> one weaver command.
+
+    python -m partx.launcher DATASET MODEL [FEATURES] [weaver args...]     # DATASET: jetclass, ...
+
+``train_JetClass.sh`` is this with ``DATASET=jetclass`` (after scripts/common.sh has found Python and
+sourced env.sh). The command line follows the official ParT scripts; the dataset's file layout comes
+from partx.dataset_layouts, the model's network file and defaults from partx.registry.
+
+Knobs (environment; empty = default): NUM_EPOCHS, SAMPLES_PER_EPOCH, SAMPLES_PER_EPOCH_VAL,
+BATCH_SIZE, DATAOPTS (weaver loading options), GPUS (weaver --gpus; default 0 with CUDA, else empty
+= CPU), DDP_NGPUS (processes, through partx.ddp), COMMENT (run-name suffix), SKIP_PREFLIGHT=1,
+DRY_RUN=1 (print the weaver command, run nothing). Arguments after FEATURES go to weaver last, so any
+weaver option given again wins (argparse keeps the last).
+
+Every user error (unknown model, bad knob, missing data, a file the data config cannot read) is
+one ``ERROR: ...`` line and exit status 2, before weaver starts.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from partx import registry
+from partx.dataset_layouts import LAYOUTS, DatasetLayout
+
+DEFAULT_DATAOPTS = "--num-workers 2 --fetch-step 0.01"
+
+
+class LaunchError(ValueError):
+    """A user error; the message is printed as one ``ERROR:`` line (exit 2)."""
+
+
+def usage(layout: DatasetLayout) -> str:
+    return (f"usage: ./{layout.script} MODEL [{'|'.join(layout.features)}] [weaver args...]; "
+            f"MODEL is one of: {' '.join(registry.names(layout.family))}")
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A positive integer knob (``name`` unset or empty: ``default``)."""
+    text = env.get(name, "")
+    if text == "":
+        return default
+    if not re.fullmatch(r"[0-9]+", text.strip()) or int(text) < 1:
+        raise LaunchError(f"{name} must be a positive integer, got '{text}'")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The environment knobs, checked."""
+
+    epochs: int
+    samples_per_epoch: int
+    samples_per_epoch_val: int
+    batch_size: int
+    dataopts: list[str]
+    gpus: str
+    nproc: int
+    comment: str
+    preflight: bool
+    dry_run: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], layout: DatasetLayout, entry: registry.ModelEntry,
+                 has_cuda: bool) -> Knobs:
+        nproc = _count(env, "DDP_NGPUS", 1)
+        gpus = env["GPUS"] if "GPUS" in env else ("0" if has_cuda else "")
+        if not re.fullmatch(r"([0-9]+(,[0-9]+)*)?", gpus):
+            raise LaunchError(f"GPUS must be comma-separated device ids or empty (CPU), got '{gpus}'")
+        if gpus and not has_cuda and nproc == 1:
+            raise LaunchError(f"GPUS={gpus} but CUDA is not available: set GPUS= (empty) to train on the CPU")
+        try:
+            dataopts = shlex.split(env.get("DATAOPTS") or DEFAULT_DATAOPTS)
+        except ValueError as err:
+            raise LaunchError(f"DATAOPTS: {err}") from None
+        return cls(
+            epochs=_count(env, "NUM_EPOCHS", layout.epochs),
+            samples_per_epoch=_count(env, "SAMPLES_PER_EPOCH", layout.samples_per_epoch // nproc),
+            samples_per_epoch_val=_count(env, "SAMPLES_PER_EPOCH_VAL", layout.samples_per_epoch_val),
+            batch_size=_count(env, "BATCH_SIZE", entry.batch_size),
+            dataopts=dataopts, gpus=gpus, nproc=nproc, comment=env.get("COMMENT", ""),
+            preflight=not env.get("SKIP_PREFLIGHT"), dry_run=bool(env.get("DRY_RUN")),
+        )
+
+
+def _require(layout: DatasetLayout, what: str, pattern: str) -> list[str]:
+    files = sorted(glob.glob(pattern))
+    if not files:
+        raise LaunchError(f"no {layout.name} {what} files match '{pattern}'. {_get_data_hint(layout)}")
+    return files
+
+
+def _get_data_hint(layout: DatasetLayout) -> str:
+    return (f"Get the real data with ./get_datasets.py {layout.name} -d ./datasets, or generate a small set "
+            f"with {layout.generate_hint} (the data directory is ${layout.datadir_var}, set in env.sh)")
+
+
+def _groups(layout: DatasetLayout, datadir: str, split: str) -> list[tuple[str, str]]:
+    """(weaver argument, glob) per group with files; ``name:glob`` arguments when the layout has groups."""
+    if not layout.groups:
+        pattern = layout.split_glob(datadir, split)
+        return [(pattern, pattern)]
+    out = []
+    for group in layout.groups:
+        pattern = layout.group_glob(datadir, split, group)
+        if glob.glob(pattern):
+            out.append((f"{group}:{pattern}", pattern))
+    return out
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the working directory when inside it (the command the official scripts print)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str], has_cuda: bool,
+                  python: str = sys.executable) -> tuple[list[str], Knobs]:
+    """Check everything and return the weaver command (run from the repository root) and the knobs."""
+    if not argv:
+        raise LaunchError(usage(layout))
+    try:
+        entry = registry.get(argv[0], layout.family)
+        network = entry.network_path
+    except registry.RegistryError as err:
+        raise LaunchError(str(err)) from None
+    features = argv[1] if len(argv) > 1 else layout.default_features
+    if features not in layout.features:
+        raise LaunchError(f"invalid feature set '{features}': choose {', '.join(layout.features)}")
+    extra = argv[2:]
+    if not network.is_file():
+        raise LaunchError(f"network file {network} for model '{entry.name}' is missing")
+    data_config = layout.data_config.format(features=features)
+    if not Path(data_config).is_file():
+        raise LaunchError(f"data config {data_config} is missing (run from the repository root)")
+    knobs = Knobs.from_env(env, layout, entry, has_cuda)
+    predict = "--predict" in extra
+
+    datadir = env.get(layout.datadir_var) or layout.default_datadir
+    if not Path(datadir).is_dir():
+        raise LaunchError(f"{layout.name} data directory {datadir} does not exist. {_get_data_hint(layout)}")
+    if not predict:
+        _require(layout, "training", layout.split_glob(datadir, layout.train))
+        if layout.val:
+            _require(layout, "validation", layout.split_glob(datadir, layout.val))
+    _require(layout, "test", layout.split_glob(datadir, layout.test))
+    train, test = _groups(layout, datadir, layout.train), _groups(layout, datadir, layout.test)
+    val = layout.split_glob(datadir, layout.val) if layout.val else None
+
+    if knobs.nproc > 1:
+        if predict:
+            raise LaunchError("--predict runs in one process: unset DDP_NGPUS")
+        for arg, pattern in train:  # weaver gives each process its own files of every group
+            n = len(glob.glob(pattern))
+            if n < knobs.nproc:
+                raise LaunchError(f"DDP_NGPUS={knobs.nproc} needs at least {knobs.nproc} training files per class; "
+                                  f"'{pattern}' matches {n}")
+
+    if knobs.preflight:  # one clear error for a missing branch / bad file, before weaver starts
+        from partx.preflight import PreflightError, check_files
+
+        patterns = [p for _, p in test] + ([] if predict else [p for _, p in train] + ([val] if val else []))
+        try:
+            n = check_files(data_config, patterns, test_only=predict)
+        except PreflightError as err:
+            raise LaunchError(str(err)) from None
+        print(f"preflight: {n} file(s) match {data_config}", flush=True)
+
+    if knobs.nproc > 1:
+        backend = "nccl" if has_cuda and knobs.gpus else "gloo"
+        prefix = [python, "-m", "partx.ddp", "--nproc", str(knobs.nproc), "--backend", backend]
+    else:
+        prefix = [python, "-m", "weaver.train"]
+    amp = ["--use-amp"] if entry.amp and has_cuda and knobs.gpus else []
+    tag = "_".join(p for p in (layout.sample, features, entry.name) if p)
+    run_dir = "/".join(p for p in ("training", layout.name, layout.sample, features, entry.name) if p)
+    suffix = knobs.comment
+    cmd = [
+        *prefix,
+        "--data-train", *(a for a, _ in train),
+        *(["--data-val", val] if val else []),
+        "--data-test", *(a for a, _ in test),
+        "--data-config", data_config, "--network-config", _relative(network), *entry.weaver_options(), *amp,
+        "--model-prefix", f"{run_dir}/{{auto}}{suffix}/net",
+        *knobs.dataopts, "--batch-size", str(knobs.batch_size), "--start-lr", f"{entry.lr:g}",
+        "--samples-per-epoch", str(knobs.samples_per_epoch), "--samples-per-epoch-val", str(knobs.samples_per_epoch_val),
+        "--num-epochs", str(knobs.epochs), "--gpus", knobs.gpus, "--optimizer", layout.optimizer,
+        "--log", f"logs/{layout.name}_{tag}_{{auto}}{suffix}.log", "--predict-output", "pred.root",
+        "--tensorboard", f"{layout.name}_{tag}{suffix}",
+        *extra,
+    ]
+    return cmd, knobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    families = ", ".join(LAYOUTS)
+    if not argv or argv[0] not in LAYOUTS:
+        print(f"ERROR: usage: python -m partx.launcher DATASET MODEL [FEATURES] [weaver args...]; "
+              f"DATASET is one of: {families}", file=sys.stderr)
+        return 2
+    layout, args = LAYOUTS[argv[0]], argv[1:]
+    if args and args[0] in ("-h", "--help"):
+        print(usage(layout) + "\n\n" + __doc__.split("\n\n", 2)[2])
+        return 0
+    import torch
+
+    try:
+        cmd, knobs = build_command(layout, args, os.environ, torch.cuda.is_available())
+    except LaunchError as err:
+        print(f"ERROR: {err}", file=sys.stderr)
+        return 2
+    if knobs.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    Path("logs").mkdir(exist_ok=True)
+    print("+ " + shlex.join(cmd), file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)  # weaver replaces this process: signals and the exit status are its own
+
+
+if __name__ == "__main__":
+    sys.exit(main())

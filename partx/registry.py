@@ -1,0 +1,133 @@
+"""The model registry: every trainable model name, its weaver network file and its defaults.
+
+One entry per name that ``train_*.sh``, ``analysis/benchmark.py``, ``analysis/profile_model.py`` and
+the studies accept; README's model table is checked against it (tests/test_registry.py).
+
+A name maps to a network file in ``networks/`` (what weaver loads with ``--network-config``) plus
+``options``: ``-o key value`` overrides given to that file's ``get_model`` on top of its own
+defaults. Variants that differ only by options (ParT-plain, the demo-sized ParT) are entries with
+the same network file and different options, so each is defined here and nowhere else.
+
+Training defaults follow the official ParT ``train_JetClass.sh`` (ParT family: batch 512, lr 1e-3;
+ParticleNet 512 / 1e-2; PFN, P-CNN 4096 / 2e-2).
+
+Where the network files are: the folder named by ``$PARTX_NETWORKS`` if set, else ``networks/``
+beside the ``partx`` package (a source checkout or an editable install). A wheel install has no
+network files; ``networks_dir`` then raises and names the variable to set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+#: dataset families a model can be registered for; each has its own train_*.sh (see partx.launcher)
+DATASET_FAMILIES = ("jetclass", "quarkgluon", "topland", "trackml", "pileup")
+
+
+class RegistryError(ValueError):
+    """Unknown model name, or the network files cannot be found (CLIs: one line, exit 2)."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    ``needs_max_len``: its ``get_model`` takes ``max_len`` (a parameterisation fixed to the input
+    length: Linformer's projections, Reformer's bucket count), so tools that vary N must pass it.
+    ``amp``: train with ``--use-amp`` on GPU (the attention models, as in the official scripts).
+    """
+
+    name: str
+    network: str                      # file name in networks/
+    about: str                        # one line for --help and README
+    batch_size: int
+    lr: float
+    dataset: str = "jetclass"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    amp: bool = False
+    needs_max_len: bool = False
+
+    def __post_init__(self):
+        if self.dataset not in DATASET_FAMILIES:
+            raise ValueError(f"{self.name}: unknown dataset family {self.dataset!r}")
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    @property
+    def network_path(self) -> Path:
+        return networks_dir() / self.network
+
+    def weaver_options(self) -> list[str]:
+        """``options`` as weaver ``-o key value`` arguments (values are Python literals, as weaver
+        ``ast.literal_eval``-s them)."""
+        return [a for k, v in self.options.items() for a in ("-o", k, repr(v))]
+
+
+_PART = dict(batch_size=512, lr=1e-3)
+_PART_NET = "example_ParticleTransformer.py"
+
+#: The demo-sized ParT of ``make demo`` and the training-size study: 4 particle blocks, embeddings
+#: [64,256,64], U from a 2x32 pair embedding, 4 heads (the paper's ParT: 8, [128,512,128], 3x64, 8).
+PART_DEMO_OPTIONS = {"num_layers": 4, "embed_dims": [64, 256, 64], "pair_embed_dims": [32, 32], "num_heads": 4}
+
+_ENTRIES = (
+    ModelEntry("ParT", _PART_NET, "Particle Transformer, full attention + pairwise bias U (SDPA)", amp=True, **_PART),
+    ModelEntry("ParT-plain", _PART_NET, "ParT without U (the paper's control)",
+               options={"pair_embed_dims": None}, amp=True, **_PART),
+    ModelEntry("ParT-demo", _PART_NET, "CPU-sized ParT of `make demo` and the training-size study",
+               options=PART_DEMO_OPTIONS, amp=True, **_PART),
+    ModelEntry("ParTFlash", "example_ParTFlash.py",
+               "fused FlexAttention kernel that keeps U (CUDA; SDPA fallback elsewhere)", amp=True, **_PART),
+    ModelEntry("LinformerParT", "example_LinformerParT.py",
+               "low-rank (k=32) keys/values, U projected with the key projection",
+               amp=True, needs_max_len=True, **_PART),
+    ModelEntry("ReformerParT", "example_ReformerParT.py",
+               "LSH attention (buckets of 16, 2 rounds), U gathered for the computed pairs",
+               needs_max_len=True, **_PART),
+    ModelEntry("MambaParT", "example_MambaParT.py", "bidirectional Mamba over pT-ordered particles (no U)", **_PART),
+    ModelEntry("PN", "example_ParticleNet.py", "ParticleNet (weaver-core's model)", batch_size=512, lr=1e-2),
+    ModelEntry("PFN", "example_PFN.py", "Particle Flow Network (Deep Sets)", batch_size=4096, lr=2e-2),
+    ModelEntry("PCNN", "example_PCNN.py", "P-CNN, 1D residual CNN over pT-ordered particles", batch_size=4096, lr=2e-2),
+)
+
+MODELS: Mapping[str, ModelEntry] = MappingProxyType({e.name: e for e in _ENTRIES})
+
+
+def names(dataset: str | None = None) -> list[str]:
+    """Registered names, in registry order; only those of ``dataset`` if given."""
+    return [n for n, e in MODELS.items() if dataset is None or e.dataset == dataset]
+
+
+def get(name: str, dataset: str | None = None) -> ModelEntry:
+    """The entry for ``name``; RegistryError naming the choices if unknown (or of another dataset)."""
+    entry = MODELS.get(name)
+    if entry is None or (dataset is not None and entry.dataset != dataset):
+        raise RegistryError(f"invalid model {name!r}: choose one of {' '.join(names(dataset))}")
+    return entry
+
+
+def networks_dir() -> Path:
+    """The folder holding the weaver network files (see the module docstring)."""
+    env = os.environ.get("PARTX_NETWORKS")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "networks"
+    if not path.is_dir():
+        how = "PARTX_NETWORKS points to" if env else "no networks/ folder beside the partx package:"
+        raise RegistryError(f"{how} {path}; set PARTX_NETWORKS to the folder with the example_*.py network files")
+    return path
+
+
+def find_by_network(path: str | os.PathLike) -> ModelEntry | None:
+    """The option-free entry whose network file is ``path`` (a registered file given by path), else None."""
+    try:
+        target = Path(path).resolve()
+        base = networks_dir()
+    except RegistryError:
+        return None
+    for entry in MODELS.values():
+        if not entry.options and (base / entry.network).resolve() == target:
+            return entry
+    return None
