@@ -131,11 +131,13 @@ class AttentionMixer(nn.Module):
             return q, k
         return self.q_norm(q), self.k_norm(k)
 
-    def merge_heads(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """out (B, H, N, D), mixer input x (B, N, C) -> gated (if configured) and projected (B, N, C)."""
+    def merge_heads(self, out: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """out (B, H, N, D) -> gated and projected (B, N, C); the output gate reads the mixer input x (B, N, C)."""
         B, _, N, _ = out.shape
         out = out.transpose(1, 2)  # (B, N, H, D)
-        if self.gate_proj is not None:  # per head (B, N, H, 1) or per channel (B, N, H, D), as weaver
+        if self.gate_proj is not None:
+            if x is None:
+                raise ValueError("merge_heads: the attention output gate needs the mixer input x")  # per head (B, N, H, 1) or per channel (B, N, H, D), as weaver
             out = out * torch.sigmoid(self.gate_proj(x)).view(B, N, self.num_heads, -1)
         return self.out_proj(out.reshape(B, N, self.embed_dim))
 
