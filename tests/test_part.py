@@ -331,3 +331,20 @@ def test_default_attention_init_is_weavers():
     for layer, (r, o) in enumerate(zip(ref, ours)):
         for k, t in r.attn.state_dict().items():
             _same_distribution(f"block {layer} attn {k}", t, o.attn.state_dict()[k])
+
+
+def test_attention_options_reach_every_attention_mixer():
+    """qk-norm and output gates (version 3.5) act inside flex / linformer; reformer takes the gates."""
+    torch.manual_seed(0)
+    options = dict(SMALL, version=3.5, max_len=40)
+    sdpa = ParticleTransformer(**options).eval()
+    flex = ParticleTransformer(**dict(options, mixer="flex")).eval()
+    flex.load_state_dict(sdpa.state_dict(), strict=True)
+    x, v, mask = jets(F=7)
+    with torch.no_grad():
+        torch.testing.assert_close(flex(x, v, mask), sdpa(x, v, mask), atol=1e-5, rtol=0)
+    lin = ParticleTransformer(**dict(options, mixer="linformer")).blocks[0].attn
+    assert lin.q_norm is not None and lin.gate_proj.out_features == 32 and lin.in_proj.bias is None
+    ref = ParticleTransformer(**dict(SMALL, mixer="reformer", max_len=40, version=3,
+                                     block_params=dict(headwise_attn_output_gate=True))).blocks[0].attn
+    assert ref.gate_proj.out_features == 4 and ref.q_norm is None

@@ -1,16 +1,25 @@
 """One Particle Transformer skeleton with a pluggable particle-block token mixer.
 
-The model is weaver-core's ParT (arXiv:2202.03772, the ``version=1`` paper configuration): particle
-embedding -> pairwise embedding U (one (N, N) bias per head) -> ``num_layers`` particle blocks ->
-``num_cls_layers`` class-attention blocks -> MLP head. The only thing a variant changes is the token
-mixer inside the particle blocks (``partx.nn.mixers``: full attention, Flex, Linformer, Reformer,
+The model is weaver-core 0.5.3's ParT (arXiv:2202.03772): particle embedding -> pairwise embedding U (one
+(N, N) bias per head) -> ``num_layers`` particle blocks -> ``num_cls_layers`` class-attention blocks (or a
+global token, or a masked mean) -> MLP head. ``version`` 1 is the paper; 2, 3 (and weaver's experimental
+3.5, 3.6) change the block defaults exactly as weaver does (``version_block_defaults``), and every
+constructor option of weaver's ParT is a ``ParTConfig`` field. The only thing a variant changes is the
+token mixer inside the particle blocks (``partx.nn.mixers``: full attention, Flex, Linformer, Reformer,
 Mamba, ...). The embeddings, the class-attention blocks and the block layout are weaver's own classes,
 imported, so with the default mixer this model loads a state_dict of
-``weaver.nn.model.ParticleTransformer.ParticleTransformer`` and gives the same outputs.
+``weaver.nn.model.ParticleTransformer.ParticleTransformer`` of the same version and options and gives the
+same outputs. An option a mixer cannot honour (qk-norm or output gates in a Mamba scan, ``scale_attn_mask``
+in a mixer without U) raises ``ValueError`` naming the option and the mixer.
+
+Initialisation: weaver's (``weight_init`` "moco", ``fix_init`` depth rescaling) for everything except the
+mixers that declare their own (``weaver_init = False``: Mamba's dt bias, A and projections stay as
+mamba-ssm initialises them); the attention mixers initialise themselves with weaver's scheme, so with the
+default mixer the initial distributions are weaver's.
 
 Order-sensitive mixers (Mamba) see the particles in an explicit ``ordering`` (pT, eta-phi curve, LSH),
 applied once before the particle blocks; the class-attention pooling is permutation invariant, so
-jet-level outputs need no un-permuting.
+jet-level outputs need no un-permuting (per-particle outputs, ``for_segmentation``, are un-permuted).
 """
 
 from __future__ import annotations
@@ -176,6 +185,36 @@ class ParticleBlock(Block):
         return x + residual
 
 
+def _block_configs(cfg: ParTConfig, embed_dim: int) -> tuple[dict, dict, dict]:
+    """(version defaults, particle-block settings, class-block settings), as weaver's ParT derives them."""
+    if cfg.weight_init not in ("moco", "timm", None):
+        raise ValueError(f"weight_init must be 'moco', 'timm' or None, not {cfg.weight_init!r}")
+    default_cfg = version_block_defaults(cfg.version, embed_dim, cfg.num_heads, cfg.activation, cfg.for_inference)
+    block_cfg = dict(default_cfg, **(cfg.block_params or {}))
+    cls_cfg = dict(default_cfg, dropout=0, attn_dropout=0, activation_dropout=0)
+    cls_cfg.update(cfg.cls_block_params or {})
+    check_options("block_params", block_cfg, default_cfg)
+    check_options("cls_block_params", cls_cfg, default_cfg)
+    return default_cfg, block_cfg, cls_cfg
+
+
+def _pair_embed(cfg: ParTConfig, num_heads: int, use_bias: bool) -> PairEmbed | None:
+    """weaver's pairwise embedding U (None without ``pair_embed_dims`` or pair inputs: "ParT-plain")."""
+    pair_input_dim = cfg.pair_input_dim
+    if pair_input_dim is None:
+        pair_input_dim = {"pp": 4, "ee": 6}.get(cfg.pair_input_type, 7)  # weaver: "xyzt[:coords]" -> 7
+    if cfg.pair_embed_dims is None or pair_input_dim + cfg.pair_extra_dim == 0:
+        return None
+    sparse_eval = cfg.pair_embed_sparse_eval
+    if sparse_eval is None:
+        sparse_eval = (False, True) if cfg.compile_model else (True, True)
+    return PairEmbed(
+        pair_input_dim, cfg.pair_extra_dim, (*cfg.pair_embed_dims, num_heads), pairwise_lv_type=cfg.pair_input_type,
+        remove_self_pair=cfg.remove_self_pair, use_pre_activation_pair=cfg.use_pre_activation_pair, use_bias=use_bias,
+        for_onnx=cfg.for_inference, sparse_eval=tuple(sparse_eval),
+    )
+
+
 def _gather_particles(t: torch.Tensor, perm: torch.Tensor, dim: int) -> torch.Tensor:
     """Re-order ``t`` along particle axis ``dim`` with perm (B, N)."""
     shape = [1] * t.dim()
@@ -208,15 +247,10 @@ class ParticleTransformer(nn.Module):
             raise ValueError("include_global_token needs num_cls_layers=0 (the token replaces class attention)")
 
         embed_dim = cfg.embed_dims[-1] if len(cfg.embed_dims) > 0 else cfg.input_dim
-        default_cfg = version_block_defaults(cfg.version, embed_dim, cfg.num_heads, cfg.activation, cfg.for_inference)
-        block_cfg = dict(default_cfg, **(cfg.block_params or {}))
-        cls_cfg = dict(default_cfg, dropout=0, attn_dropout=0, activation_dropout=0)
-        cls_cfg.update(cfg.cls_block_params or {})
-        check_options("block_params", block_cfg, default_cfg)
-        check_options("cls_block_params", cls_cfg, default_cfg)
+        default_cfg, block_cfg, cls_cfg = _block_configs(cfg, embed_dim)
         if block_cfg["scale_attn_mask"] and not mixer_uses_bias:
             raise ValueError(f"ParT option scale_attn_mask=True cannot be honoured by mixer {cfg.mixer!r} (it does not use U)")
-        mixer_options = mixer_attention_options(cfg.mixer, mixer_cls, block_cfg)
+        mixer_attn_options = mixer_attention_options(cfg.mixer, mixer_cls, block_cfg)
         given_twice = sorted(set(cfg.mixer_options) & set(attention_options(block_cfg)))
         if given_twice:
             raise ValueError(f"mixer_options {', '.join(given_twice)}: set these through block_params")
@@ -230,28 +264,12 @@ class ParticleTransformer(nn.Module):
                                        num_extra_tokens=n_extra)
         self.embed = (Embed(cfg.input_dim, cfg.embed_dims, activation=cfg.activation, use_conv_embed=cfg.use_conv_embed)
                       if cfg.embed_dims else nn.Identity())
-        pair_input_dim = cfg.pair_input_dim
-        if pair_input_dim is None:
-            pair_input_dim = 4 if cfg.pair_input_type == "pp" else 6 if cfg.pair_input_type == "ee" else 7
-        use_pairs = cfg.pair_embed_dims is not None and pair_input_dim + cfg.pair_extra_dim > 0 and mixer_uses_bias
-        sparse_eval = cfg.pair_embed_sparse_eval
-        if sparse_eval is None:
-            sparse_eval = (False, True) if cfg.compile_model else (True, True)
-        self.pair_embed = (
-            PairEmbed(
-                pair_input_dim, cfg.pair_extra_dim, (*cfg.pair_embed_dims, block_cfg["num_heads"]),
-                pairwise_lv_type=cfg.pair_input_type, remove_self_pair=cfg.remove_self_pair,
-                use_pre_activation_pair=cfg.use_pre_activation_pair, use_bias=default_cfg["use_bias"],
-                for_onnx=cfg.for_inference, sparse_eval=tuple(sparse_eval),
-            )
-            if use_pairs
-            else None
-        )
+        self.pair_embed = _pair_embed(cfg, block_cfg["num_heads"], default_cfg["use_bias"]) if mixer_uses_bias else None
 
         def make_mixer() -> nn.Module:
             return build_mixer(
                 cfg.mixer, embed_dim=block_cfg["embed_dim"], num_heads=block_cfg["num_heads"],
-                dropout=block_cfg["attn_dropout"], max_len=cfg.max_len + n_extra, **mixer_options, **cfg.mixer_options,
+                dropout=block_cfg["attn_dropout"], max_len=cfg.max_len + n_extra, **mixer_attn_options, **cfg.mixer_options,
             )
 
         self.blocks = nn.ModuleList([ParticleBlock(make_mixer(), **block_cfg) for _ in range(cfg.num_layers)])
@@ -283,9 +301,7 @@ class ParticleTransformer(nn.Module):
         keep their own (``weaver_init = False``, e.g. Mamba's dt bias and S4D A): those are left untouched."""
         cfg = self.config
         own_init = {id(m) for b in self.blocks if not getattr(b.attn, "weaver_init", False) for m in b.attn.modules()}
-        init_fn = {"moco": init_weights_vit_moco, "timm": init_weights_vit_timm, None: None}.get(cfg.weight_init, False)
-        if init_fn is False:
-            raise ValueError(f"weight_init must be 'moco', 'timm' or None, not {cfg.weight_init!r}")
+        init_fn = {"moco": init_weights_vit_moco, "timm": init_weights_vit_timm, None: None}[cfg.weight_init]
         if init_fn is not None:
             for name, module in self.named_modules():
                 if name and id(module) not in own_init:  # weaver's named_apply visits children, not the root

@@ -137,7 +137,8 @@ class AttentionMixer(nn.Module):
         out = out.transpose(1, 2)  # (B, N, H, D)
         if self.gate_proj is not None:
             if x is None:
-                raise ValueError("merge_heads: the attention output gate needs the mixer input x")  # per head (B, N, H, 1) or per channel (B, N, H, D), as weaver
+                raise ValueError("merge_heads: the attention output gate needs the mixer input x")
+            # per head (B, N, H, 1) or per channel (B, N, H, D), as weaver's Attention
             out = out * torch.sigmoid(self.gate_proj(x)).view(B, N, self.num_heads, -1)
         return self.out_proj(out.reshape(B, N, self.embed_dim))
 
