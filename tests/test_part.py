@@ -28,15 +28,28 @@ def jets(B=4, N=40, F=17, n_real=(40, 23, 5, 1), seed=0):
     return x * mask, v * mask, mask
 
 
-def test_loads_weaver_state_dict_and_matches_outputs():
+def assert_loads_weaver_and_matches(options: dict, perturb: bool = False) -> ParticleTransformer:
+    """weaver's ParT with ``options`` -> its state_dict loads (strict) into ours, same outputs on padded jets.
+
+    ``perturb``: move every weaver parameter off its initial value first (LayerScale, per-head and residual
+    scales start at constants), so that a parameter read by the wrong layer, or not at all, shows."""
     torch.manual_seed(0)
-    ref = WeaverParT(**PAPER).eval()
-    ours = ParticleTransformer(**PAPER).eval()
+    ref = WeaverParT(**options).eval()
+    if perturb:
+        with torch.no_grad():
+            for p in ref.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+    ours = ParticleTransformer(**options).eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
-    assert sum(p.numel() for p in ours.parameters()) == 2_143_486  # the paper's 2.14M
-    x, v, mask = jets()
+    x, v, mask = jets(F=options["input_dim"])
     with torch.no_grad():
         torch.testing.assert_close(ours(x, v, mask), ref(x, v, mask), atol=1e-5, rtol=0)
+    return ours
+
+
+def test_loads_weaver_state_dict_and_matches_outputs():
+    ours = assert_loads_weaver_and_matches(PAPER)
+    assert sum(p.numel() for p in ours.parameters()) == 2_143_486  # the paper's 2.14M
 
 
 def test_weaver_loads_ours_too_and_math_backend_agrees():
@@ -157,19 +170,7 @@ def _case_id(case):
 @pytest.mark.parametrize("case", VERSION_CASES, ids=_case_id)
 def test_every_weaver_version_loads_and_matches(case, for_inference):
     """partx's ParT with the default mixer is weaver's ParT of the same version and options (eval, padded jets)."""
-    torch.manual_seed(0)
-    options = dict(SMALL, **case, for_inference=for_inference)
-    ref = WeaverParT(**options).eval()
-    # weaver's LayerScale and per-head / residual scales start at constants: perturb every parameter so
-    # that a parameter read by the wrong layer (or not at all) shows in the outputs
-    with torch.no_grad():
-        for p in ref.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    ours = ParticleTransformer(**options).eval()
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    x, v, mask = jets(F=7)
-    with torch.no_grad():
-        torch.testing.assert_close(ours(x, v, mask), ref(x, v, mask), atol=1e-5, rtol=0)
+    assert_loads_weaver_and_matches(dict(SMALL, **case, for_inference=for_inference), perturb=True)
 
 
 def test_version_defaults_follow_weaver():
