@@ -18,7 +18,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from weaver.nn.model.ParticleTransformer import init_weights_vit_moco, named_apply
 
 from partx import config
@@ -63,7 +62,8 @@ class AttentionMixer(nn.Module):
         dropout: attention-weight dropout (training only).
         backend: "sdpa" or "math"; None follows ``partx.config.use_fused_attn()``.
         bias, use_qk_norm, norm_layer, headwise_attn_output_gate, elementwise_attn_output_gate: as
-            weaver-core's ``Attention`` (ParT ``version`` >= 2 options): projection biases; a per-head
+            weaver-core's ``Attention`` (ParT block options; qk-norm and the elementwise gate are the
+            defaults of weaver's version 3.5): projection biases (off in version 3); a per-head
             ``norm_layer`` on q and k; a sigmoid gate ``gate_proj(x)`` on the attention output per head or
             per channel, before ``out_proj``.
 

@@ -24,7 +24,7 @@ and these semantics (tests/test_mixers.py checks each registered mixer):
   * padded particles never change the outputs of real particles (pad more, same result);
   * jets of a batch never see each other (perturb jet 1, jet 0 unchanged);
   * real particles come first in the sequence, padding after (the ParT skeleton guarantees this,
-    also after it re-orders particles for order-sensitive mixers);
+    also after it re-orders particles for order-sensitive mixers; a global token, if any, comes first).
 
 Imports are lazy so that a mixer whose optional package is missing fails only when it is asked for.
 """
@@ -66,7 +66,7 @@ def mixer_class(name: str) -> type[nn.Module]:
 
 def needs_max_len(name: str) -> bool:
     """Whether mixer ``name`` has a fixed-length parameterisation (its constructor takes ``max_len``)."""
-    return mixer_class(name).needs_max_len
+    return getattr(mixer_class(name), "needs_max_len", False)
 
 
 def build_mixer(name: str, embed_dim: int, num_heads: int, dropout: float = 0.0, max_len: int = 128, **options) -> nn.Module:
@@ -77,6 +77,6 @@ def build_mixer(name: str, embed_dim: int, num_heads: int, dropout: float = 0.0,
     clash = sorted(set(fixed) & set(options))
     if clash:
         raise ValueError(f"mixer {name!r} fixes {', '.join(clash)}; choose another mixer name instead of setting it")
-    if cls.needs_max_len:
+    if needs_max_len(name):
         options = dict(options, max_len=max_len)
     return cls(embed_dim=embed_dim, num_heads=num_heads, dropout=dropout, **fixed, **options)
