@@ -19,14 +19,13 @@ Dynamic quantization is CPU-only (fbgemm / qnnpack kernels) and inference-only.
 from __future__ import annotations
 
 import copy
-import inspect
 import io
 import warnings
 
 import torch
 from torch import nn
 
-__all__ = ["quantize_int8", "quantizable_linears", "model_size_bytes", "linear_weight_bytes"]
+__all__ = ["quantize_int8", "quantizable_linears", "functional_linears", "model_size_bytes", "linear_weight_bytes"]
 
 
 def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
@@ -54,27 +53,38 @@ def quantize_int8(model: nn.Module, inplace: bool = False) -> nn.Module:
         return quantize_dynamic(model, set(names), dtype=torch.qint8, inplace=True)
 
 
-def _forward_reads_weight(parent: nn.Module, child_name: str) -> bool:
-    """True if ``parent.forward``'s source reads ``self.<child_name>.weight`` (uses the Linear functionally)."""
-    try:
-        src = inspect.getsource(type(parent).forward)
-    except (OSError, TypeError):
-        return False
-    return f"self.{child_name}.weight" in src
+def functional_linears(module: nn.Module) -> tuple[str, ...]:
+    """Names of ``module``'s child Linears whose weight its forward reads directly instead of calling them.
+
+    Declared by the class attribute ``functional_linears`` (partx modules, e.g. ``MambaBlock``'s
+    ``dt_proj``); for third-party classes that cannot declare it, by ``THIRD_PARTY_FUNCTIONAL_LINEARS``.
+    """
+    declared = getattr(type(module), "functional_linears", None)
+    if declared is not None:
+        return tuple(declared)
+    return THIRD_PARTY_FUNCTIONAL_LINEARS.get(f"{type(module).__module__}.{type(module).__qualname__}", ())
+
+
+#: ``module.Class`` -> child Linears its forward reads as ``.weight`` (checked against the installed
+#: version by tests/test_quant.py). weaver-core's ParT ``Attention`` passes ``in_proj.weight`` to
+#: ``F._in_projection_packed``.
+THIRD_PARTY_FUNCTIONAL_LINEARS: dict[str, tuple[str, ...]] = {
+    "weaver.nn.model.ParticleTransformer.Attention": ("in_proj",),
+}
 
 
 def quantizable_linears(model: nn.Module) -> list[str]:
     """Names of the ``nn.Linear`` modules that ``quantize_int8`` replaces.
 
-    A Linear whose parent reads its ``.weight`` directly instead of calling it (weaver-core's
-    class-attention ``MultiheadAttention`` passes ``in_proj.weight`` to ``F._in_projection_packed``)
+    A Linear whose parent reads its ``.weight`` directly instead of calling it (``functional_linears``)
     cannot be swapped for a packed int8 module, so it stays fp32. Subclasses such as
     ``NonDynamicallyQuantizableLinear`` are skipped as well (exact type match, as torch does).
     """
     names = []
     for parent_name, parent in model.named_modules():
+        skip = functional_linears(parent)
         for child_name, child in parent.named_children():
-            if type(child) is nn.Linear and not _forward_reads_weight(parent, child_name):
+            if type(child) is nn.Linear and child_name not in skip:
                 names.append(f"{parent_name}.{child_name}" if parent_name else child_name)
     return names
 

@@ -83,3 +83,28 @@ def test_bias_changes_attention():
     mixer = build("sdpa")
     x, mask, bias = make_batch()
     assert not torch.allclose(mixer(x, mask, bias)[mask], mixer(x, mask, None)[mask])
+
+
+def test_misspelled_option_raises_naming_it_and_the_valid_ones(name):
+    with pytest.raises(TypeError, match=r"'dropuot'.*valid options: embed_dim, num_heads, dropout"):
+        build_mixer(name, embed_dim=C, num_heads=H, max_len=32, dropuot=0.1)
+
+
+def test_max_len_reaches_only_mixers_that_declare_it(name):
+    mixer = build(name, max_len=40)
+    cls = type(mixer)
+    assert isinstance(cls.needs_max_len, bool)
+    assert ("max_len" in cls.__init__.valid_options) == cls.needs_max_len
+    if cls.needs_max_len:
+        assert mixer.max_len == 40
+
+
+def test_mixer_declares_its_interface(name):
+    cls = type(build(name))
+    assert isinstance(cls.uses_bias, bool) and isinstance(cls.weaver_init, bool)
+    assert set(cls.attention_options) <= set(cls.__init__.valid_options)
+
+
+def test_fixed_registry_option_cannot_be_overridden():
+    with pytest.raises(ValueError, match="fixes backend"):
+        build_mixer("sdpa", embed_dim=C, num_heads=H, backend="math")

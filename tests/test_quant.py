@@ -51,3 +51,28 @@ def test_int8_part_close_to_fp32(data_config):
     assert (p32 - p8).abs().max() < 0.1
     assert (p32 - p8).abs().mean() < 0.01
     assert (p32.argmax(1) == p8.argmax(1)).float().mean() >= 0.9
+
+
+def test_functional_linears_are_declared_not_guessed():
+    """Linears whose weight a parent reads directly stay fp32: partx declares its own (MambaBlock.dt_proj),
+    weaver's Attention (in_proj through F._in_projection_packed) is listed in partx.quant."""
+    import inspect
+
+    from weaver.nn.model.ParticleTransformer import Attention
+
+    from partx.nn.mamba.block import MambaBlock
+    from partx.quant import functional_linears
+
+    block = MambaBlock(16, expand=1)
+    assert functional_linears(block) == ("dt_proj",)
+    names = quantizable_linears(nn.ModuleDict({"m": block}))
+    assert "m.dt_proj" not in names and "m.in_proj" in names and "m.out_proj" in names
+    attn = Attention(16, 2)
+    assert functional_linears(attn) == ("in_proj",)
+    # the entry still describes the installed weaver (fails if weaver stops reading in_proj.weight)
+    assert "self.in_proj.weight" in inspect.getsource(Attention.forward)
+    torch.manual_seed(0)
+    q = quantize_int8(block)
+    x = torch.randn(2, 5, 16)
+    with torch.no_grad():
+        assert torch.isfinite(q(x)).all()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from partx.nn.options import strict_options
+
 
 class ResidualUnit(nn.Module):
     """Two (conv k=3 -> BN -> ReLU) layers with a 1x1 projected shortcut when the width changes."""
@@ -35,8 +37,12 @@ class ParticleCNN(nn.Module):
         conv_params: per stage, the widths of its residual units.
         fc_params: (width, dropout) of the hidden MLP layers.
         for_inference: apply softmax to the output.
+        use_amp, compile_model: set by weaver's ``--use-amp`` / ``--compile-model``; nothing to do here
+            (autocast and compilation are weaver's).
+    Unknown options raise ``TypeError`` naming them (``partx.nn.options``).
     """
 
+    @strict_options
     def __init__(
         self,
         input_dims: int,
@@ -44,7 +50,8 @@ class ParticleCNN(nn.Module):
         conv_params: tuple[tuple[int, ...], ...] = ((32,), (64, 64), (64, 64), (128, 128)),
         fc_params: tuple[tuple[int, float], ...] = ((512, 0.2),),
         for_inference: bool = False,
-        **_: object,
+        use_amp: bool = False,
+        compile_model: bool = False,
     ):
         super().__init__()
         self.input_bn = nn.BatchNorm1d(input_dims)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from partx.nn.options import strict_options
+
 
 class ParticleFlowNetwork(nn.Module):
     """Args:
@@ -19,8 +21,12 @@ class ParticleFlowNetwork(nn.Module):
         f_sizes: widths of the jet-level network.
         use_bn: batch-normalise the inputs and each Phi layer.
         for_inference: apply softmax to the output.
+        use_amp, compile_model: set by weaver's ``--use-amp`` / ``--compile-model``; nothing to do here
+            (autocast and compilation are weaver's).
+    Unknown options raise ``TypeError`` naming them (``partx.nn.options``).
     """
 
+    @strict_options
     def __init__(
         self,
         input_dims: int,
@@ -29,7 +35,8 @@ class ParticleFlowNetwork(nn.Module):
         f_sizes: tuple[int, ...] = (100, 100, 100),
         use_bn: bool = True,
         for_inference: bool = False,
-        **_: object,
+        use_amp: bool = False,
+        compile_model: bool = False,
     ):
         super().__init__()
         self.input_bn = nn.BatchNorm1d(input_dims) if use_bn else nn.Identity()

@@ -38,6 +38,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from partx import config
 from partx.nn.attention import AttentionMixer, additive_mask, attention_math
+from partx.nn.options import strict_options
 
 _SDPA_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 _SDPA_NAMES = {
@@ -116,25 +117,24 @@ class FlexAttentionMixer(AttentionMixer):
     """``AttentionMixer`` computed by FlexAttention where it can run, SDPA otherwise (see module docstring).
 
     Args:
-        embed_dim, num_heads, dropout: as ``AttentionMixer``.
+        embed_dim, num_heads, dropout, and the weaver attention options (``attention_options``): as
+            ``AttentionMixer``.
         compile: compile ``flex_attention``; None = on CUDA only.
     """
 
-    uses_bias = True
-
+    @strict_options(forwarded=AttentionMixer.attention_options)
     def __init__(
         self,
         embed_dim: int,
         num_heads: int,
         dropout: float = 0.0,
-        max_len: int = 128,
         compile: bool | None = None,
-        **_: object,
+        **attention_options: object,
     ):
         if compile not in (None, True, False):
             raise ValueError(f"Flex: compile must be None, True or False, got {compile!r}")
-        super().__init__(embed_dim, num_heads, dropout=dropout)
-        self.max_len, self.compile = max_len, compile
+        super().__init__(embed_dim, num_heads, dropout=dropout, **attention_options)
+        self.compile = compile
         #: Which kernel the last forward ran: "flex", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn", "sdpa-math", "math".
         self.last_kernel: str | None = None
 
@@ -158,4 +158,4 @@ class FlexAttentionMixer(AttentionMixer):
             self.last_kernel = "flex"
         else:
             out, self.last_kernel = sdpa_with_label(q, k, v, additive_mask(mask, bias, q.dtype), dropout_p)
-        return self.merge_heads(out)
+        return self.merge_heads(out, x)

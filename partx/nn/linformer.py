@@ -44,21 +44,23 @@ from torch import nn
 
 from partx import config
 from partx.nn.attention import AttentionMixer, attention_math
+from partx.nn.options import strict_options
 
 
 class LinformerMixer(AttentionMixer):
     """Linformer attention behind the batch-first mixer interface.
 
     Args:
-        embed_dim, num_heads, dropout, backend: as ``AttentionMixer`` (backend runs the attention over the
-            k projected slots: "sdpa" or "math").
+        embed_dim, num_heads, dropout, backend and the weaver attention options: as ``AttentionMixer``
+            (backend runs the attention over the k projected slots: "sdpa" or "math").
         max_len: fixed maximum number of particles N (rows of the projections).
         k: number of projected key/value slots, 1 <= k <= max_len.
         share_kv: use one projection for keys and values (``E = F``), as the package's ``share_kv``.
     """
 
-    uses_bias = True
+    needs_max_len = True
 
+    @strict_options(forwarded=AttentionMixer.attention_options)
     def __init__(
         self,
         embed_dim: int,
@@ -68,13 +70,13 @@ class LinformerMixer(AttentionMixer):
         k: int = 32,
         share_kv: bool = False,
         backend: str | None = None,
-        **_: object,
+        **attention_options: object,
     ):
         if not isinstance(max_len, int) or max_len < 1:
             raise ValueError(f"Linformer: max_len must be a positive int, got {max_len!r}")
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= max_len:
             raise ValueError(f"Linformer: k (projection length) must be an int in [1, max_len={max_len}], got {k!r}")
-        super().__init__(embed_dim, num_heads, dropout=dropout, backend=backend)
+        super().__init__(embed_dim, num_heads, dropout=dropout, backend=backend, **attention_options)
         self.max_len, self.k, self.share_kv = max_len, k, share_kv
         self.proj_k = nn.Parameter(linformer_init_(torch.zeros(max_len, k)))
         self.proj_v = None if share_kv else nn.Parameter(linformer_init_(torch.zeros(max_len, k)))
@@ -110,4 +112,4 @@ class LinformerMixer(AttentionMixer):
             self.last_weights = weights.detach() if self.record_weights else None  # (B, H, N, k): over slots
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
-        return self.merge_heads(out)
+        return self.merge_heads(out, x)

@@ -43,6 +43,7 @@ from reformer_pytorch.reformer_pytorch import TOKEN_SELF_ATTN_VALUE
 from torch import nn
 
 from partx.nn.attention import AttentionMixer
+from partx.nn.options import strict_options
 
 
 def lsh_buckets(qk: torch.Tensor, rotations: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,15 +131,19 @@ class ReformerMixer(AttentionMixer):
     """Reformer (shared-QK LSH) attention behind the batch-first mixer interface.
 
     Args:
-        embed_dim, num_heads, dropout: as ``AttentionMixer``.
+        embed_dim, num_heads, dropout, bias and the attention output gates: as ``AttentionMixer``.
         max_len: maximum number of particles; the sequence is padded to ``max_len`` rounded up to a multiple
             of ``2 * bucket_size``.
         bucket_size: chunk length (each query sees 2 * bucket_size keys per round).
         n_hashes: hashing rounds.
     """
 
-    uses_bias = True
+    needs_max_len = True
+    #: shared QK has one query/key vector per head, so weaver's separate q_norm / k_norm do not apply
+    attention_options = tuple(o for o in AttentionMixer.attention_options if o not in ("use_qk_norm", "norm_layer"))
+    num_in_proj = 2  # shared QK, V
 
+    @strict_options(forwarded=attention_options)
     def __init__(
         self,
         embed_dim: int,
@@ -147,7 +152,7 @@ class ReformerMixer(AttentionMixer):
         max_len: int = 128,
         bucket_size: int = 16,
         n_hashes: int = 2,
-        **_: object,
+        **attention_options: object,
     ):
         if not isinstance(max_len, int) or max_len < 1:
             raise ValueError(f"Reformer: max_len must be a positive int, got {max_len!r}")
@@ -155,8 +160,7 @@ class ReformerMixer(AttentionMixer):
             raise ValueError(f"Reformer: bucket_size must be a positive int, got {bucket_size!r}")
         if not isinstance(n_hashes, int) or isinstance(n_hashes, bool) or n_hashes < 1:
             raise ValueError(f"Reformer: n_hashes must be a positive int, got {n_hashes!r}")
-        super().__init__(embed_dim, num_heads, dropout=dropout, backend="math")
-        self.in_proj = nn.Linear(embed_dim, 2 * embed_dim)  # shared QK, V
+        super().__init__(embed_dim, num_heads, dropout=dropout, backend="math", **attention_options)
         self.max_len, self.bucket_size, self.n_hashes = max_len, bucket_size, n_hashes
         self.seq_len = -(-max_len // (2 * bucket_size)) * (2 * bucket_size)
         n_buckets = self.seq_len // bucket_size
@@ -188,4 +192,4 @@ class ReformerMixer(AttentionMixer):
         rotations = torch.randn_like(self.rotations) if self.training else self.rotations
         dropout_p = self.dropout if self.training else 0.0
         out = lsh_attention(qk, v, rotations, self.bucket_size, key_mask=key_mask, bias=bias, dropout_p=dropout_p)
-        return self.merge_heads(out.view(B, H, L, D)[:, :, :N])
+        return self.merge_heads(out.view(B, H, L, D)[:, :, :N], x)

@@ -52,6 +52,10 @@ def causal_depthwise_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
 class MambaBlock(nn.Module):
     """Mamba-1 token mixer ``(B, L, d_model) -> (B, L, d_model)``, causal along L."""
 
+    #: child Linears whose weight ``forward`` reads directly (dt_proj's bias goes into the scan): not
+    #: swappable for a quantized module (``partx.quant``)
+    functional_linears = ("dt_proj",)
+
     def __init__(
         self,
         d_model: int,

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from partx.nn.mamba.block import Mamba2Block, MambaBlock
+from partx.nn.options import strict_options
 
 
 def reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
@@ -50,26 +51,32 @@ class BiMambaMixer(nn.Module):
         num_heads: ignored for ``block="mamba1"``; for ``"mamba2"`` the number of SSD heads
             (headdim = expand * C / num_heads).
         dropout: dropout on the mixer output (training only).
-        max_len: unused (a scan has no length limit); accepted for the common interface.
         d_state, d_conv, expand: as mamba-ssm.
         block: "mamba1" (``Mamba``) or "mamba2" (``Mamba2``).
         backend: pin a scan backend for both blocks; None follows ``partx.config.mamba_backend()``.
     """
 
     uses_bias = False
+    needs_max_len = False  # a scan has no length limit
+    #: Mamba keeps mamba-ssm's own initialisation (dt bias: inverse softplus of a log-uniform dt in
+    #: [dt_min, dt_max]; S4D-real A; default Linear init) and no weaver depth rescaling: the ParT skeleton
+    #: leaves every parameter of this mixer as its constructor set it.
+    weaver_init = False
+    #: none of weaver's attention options (qk-norm, output gates) has a meaning in a scan; the projection
+    #: biases follow mamba-ssm (none), whatever the ParT block's ``use_bias``.
+    attention_options = ()
 
+    @strict_options
     def __init__(
         self,
         embed_dim: int,
         num_heads: int,
         dropout: float = 0.0,
-        max_len: int = 128,
         d_state: int = 16,
         d_conv: int = 4,
         expand: int = 2,
         block: str = "mamba1",
         backend: str | None = None,
-        **_: object,
     ):
         super().__init__()
         if block == "mamba1":
