@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma-separated, from {', '.join(registry.names('jetclass'))} (default: %(default)s)")
     p.add_argument("--model-opts", type=_model_opt, action="append", default=[], metavar="NAME=OPTS",
                    help="extra weaver options for a model, e.g. 'ParT-demo=-o num_layers 1 -o num_heads 2'")
+    p.add_argument("--repeats", type=_positive, default=1,
+                   help="independent trainings per (model, size) (weaver does not seed); tables give mean ± std")
     p.add_argument("--epochs", type=_positive, default=3, help="full passes over each training set (default: 3, as in docs/training_size_study.md)")
     p.add_argument("--batch-size", type=_positive, default=128)
     p.add_argument("--features", choices=["kin", "kinpid", "full"], default="full")
@@ -106,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         opts[name] = o
     cfg = StudyConfig(data=data, eval_dir=args.eval_data, out_dir=args.out,
                       models=[m.strip() for m in args.models.split(",") if m.strip()], model_opts=opts,
-                      epochs=args.epochs, features=args.features, batch_size=args.batch_size, title=args.title)
+                      epochs=args.epochs, features=args.features, batch_size=args.batch_size, title=args.title,
+                      repeats=args.repeats)
     try:
         specs, sets, ev = validate(cfg)
         if args.check:

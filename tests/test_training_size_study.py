@@ -128,6 +128,20 @@ def test_study_outputs_and_skip(data, tmp_path, monkeypatch):
         ts.run_study(cfg, quiet=True)
 
 
+def test_repeats_are_averaged_with_their_spread():
+    """Repeated trainings of one (model, size) become one row: mean ± sample std, and the run count."""
+    base = {"model": "PFN", "jets_per_class": 8, "n_train": 80, "epochs": 1, "n_test": 80, "rej_Hbb": 2.0,
+            "rej_Tbqq": float("inf"), "rej_Tbl": 3.0, "train_wall_s": 10.0, "train_jets_per_s": 5.0}
+    runs = [dict(base, accuracy=a, auc=0.5 + a / 2, repeat=k) for k, a in enumerate((0.2, 0.4, 0.6))]
+    md = ts.markdown_table(runs + [dict(base, model="PN", accuracy=0.3, auc=0.6, repeat=0)])
+    head, _, *rows = [[c.strip() for c in line.strip("|").split("|")] for line in md.strip().splitlines()]
+    assert len(rows) == 2 and head[-1] == "runs"
+    pfn = dict(zip(head, rows[0]))
+    assert pfn["accuracy"] == "0.4000 ± 0.2000" and pfn["runs"] == "3"  # mean and ddof=1 std of 0.2, 0.4, 0.6
+    assert pfn["Hbb rej. @50%"] == "2.0 ± 0.0" and pfn["Tbqq rej. @50%"] == "inf"  # all-inf column stays inf
+    assert dict(zip(head, rows[1]))["accuracy"] == "0.3000"
+
+
 @pytest.mark.slow
 def test_study_through_weaver(data, tmp_path):
     """The real thing: train_JetClass.sh + weaver, tiny PFN, 1 epoch, 2 sizes, through the CLI."""

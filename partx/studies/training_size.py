@@ -33,6 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tabulate import tabulate
 
 from partx import registry
@@ -256,15 +257,20 @@ def _collect_tensorboard(comment: str, run_dir: Path) -> Path:
     return dest
 
 
+def run_name(model: str, size: int, repeat: int = 0) -> str:
+    """``<model>_n<size>`` for the first training, ``<model>_n<size>_r<k>`` for repeat k >= 1."""
+    return f"{model}_n{size}" + (f"_r{repeat}" if repeat else "")
+
+
 def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: Path, *, epochs: int,
             features: str = "full", batch_size: int = BATCH_SIZE, dataopts: str = DATAOPTS,
-            python: str | None = None, quiet: bool = False, train: bool = True) -> dict | None:
-    """Train + test one (model, size) through train_JetClass.sh, or load its finished result
+            python: str | None = None, quiet: bool = False, train: bool = True, repeat: int = 0) -> dict | None:
+    """Train + test one (model, size, repeat) through train_JetClass.sh, or load its finished result
     (``train=False``: only load; None if the run is not finished)."""
     from partx.metrics.jets import jet_metrics
     from partx.metrics.predictions import PredictionFileError, load_weaver_predictions
 
-    run_dir = Path(out_dir) / "runs" / f"{spec.name}_n{data.size}"
+    run_dir = Path(out_dir) / "runs" / run_name(spec.name, data.size, repeat)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         rec = json.loads(metrics_path.read_text())
@@ -315,7 +321,7 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
         raise RunFailed(f"{spec.name} n={data.size}: evaluation failed: {err}") from None
     tb = read_tensorboard(tensorboard, data.n_train)
     rec = {
-        "model": spec.name, "model_options": spec.options,
+        "model": spec.name, "model_options": spec.options, "repeat": repeat,
         "jets_per_class": data.size, "n_train": data.n_train, "n_val": ev.n_val, "n_test": m.n_jets,
         "epochs": epochs, "batch_size": batch_size, "features": features,
         "accuracy": m.accuracy, "auc": m.auc, "auc_ovr": m.auc_ovr,
@@ -357,9 +363,37 @@ def _fmt(v, col: str) -> str:
     return str(v)
 
 
+#: columns averaged over repeated trainings (mean ± standard deviation of the runs)
+AVERAGED = ("accuracy", "auc", "rej_Hbb", "rej_Tbqq", "rej_Tbl", "train_wall_s", "train_jets_per_s")
+
+
+def _group(records: list[dict]) -> list[list[dict]]:
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["model"], r["jets_per_class"]), []).append(r)
+    return list(groups.values())
+
+
+def _cell(runs: list[dict], col: str) -> str:
+    values = [r.get(col) for r in runs]
+    if col not in AVERAGED or len(runs) == 1:
+        return _fmt(values[0], col)
+    finite = [float(v) for v in values if v is not None and v != float("inf")]
+    if not finite:
+        return _fmt(values[0], col)
+    mean, std = float(np.mean(finite)), float(np.std(finite, ddof=1)) if len(finite) > 1 else float("nan")
+    text = f"{_fmt(mean, col)} ± {_fmt(std, col)}"
+    return text + (f" ({len(values) - len(finite)} inf)" if len(finite) < len(values) else "")
+
+
 def markdown_table(records: list[dict]) -> str:
-    rows = [[_fmt(r.get(c), c) for c in COLUMNS] for r in records]
-    return tabulate(rows, headers=[HEADERS[c] for c in COLUMNS], tablefmt="github", disable_numparse=True) + "\n"
+    """One row per (model, size); with repeated trainings, mean ± standard deviation over the runs."""
+    groups = _group(records)
+    repeated = any(len(g) > 1 for g in groups)
+    cols = COLUMNS + (["runs"] if repeated else [])
+    rows = [[str(len(g)) if c == "runs" else _cell(g, c) for c in cols] for g in groups]
+    heads = [HEADERS.get(c, c) for c in cols]
+    return tabulate(rows, headers=heads, tablefmt="github", disable_numparse=True) + "\n"
 
 
 def plot_results(records: list[dict], path: Path, title: str = "") -> Path:
@@ -371,10 +405,12 @@ def plot_results(records: list[dict], path: Path, title: str = "") -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"wspace": 0.35})
     models = list(dict.fromkeys(r["model"] for r in records))
     for model in models:
-        rows = sorted((r for r in records if r["model"] == model), key=lambda r: r["jets_per_class"])
-        x = [r["jets_per_class"] for r in rows]
+        groups = sorted((g for g in _group(records) if g[0]["model"] == model), key=lambda g: g[0]["jets_per_class"])
+        x = [g[0]["jets_per_class"] for g in groups]
         for ax, key in zip(axes, ("accuracy", "auc")):
-            ax.plot(x, [r[key] for r in rows], marker="o", label=model)
+            mean = [float(np.mean([r[key] for r in g])) for g in groups]
+            err = [float(np.std([r[key] for r in g], ddof=1)) if len(g) > 1 else 0.0 for g in groups]
+            ax.errorbar(x, mean, yerr=err, marker="o", capsize=4, label=model)
     sizes = sorted({r["jets_per_class"] for r in records})
     for ax, lab in zip(axes, ("test accuracy", "test AUC (one-vs-one)")):
         ax.set_xscale("log")
@@ -392,7 +428,7 @@ def plot_results(records: list[dict], path: Path, title: str = "") -> Path:
 def write_outputs(records: list[dict], out_dir: Path, title: str = "", plot: bool = True) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = sorted(records, key=lambda r: (r["model"], r["jets_per_class"]))
+    records = sorted(records, key=lambda r: (r["model"], r["jets_per_class"], r.get("repeat", 0)))
     paths = {"json": write_json_atomic(out_dir / "results.json", records)}
     buf = io.StringIO(newline="")
     w = csv.DictWriter(buf, fieldnames=COLUMNS + ["model_options"], extrasaction="ignore")
@@ -417,12 +453,15 @@ class StudyConfig:
     batch_size: int = BATCH_SIZE
     dataopts: str = DATAOPTS
     title: str = ""
+    repeats: int = 1                       # independent trainings per (model, size): weaver does not seed
 
 
 def validate(cfg: StudyConfig) -> tuple[list[ModelSpec], list[SizeData], EvalData]:
     """Every check that needs no training; raises StudyError."""
     if cfg.epochs < 1:
         raise StudyError(f"epochs must be >= 1, got {cfg.epochs}")
+    if cfg.repeats < 1:
+        raise StudyError(f"repeats must be >= 1, got {cfg.repeats}")
     if cfg.batch_size < 1:
         raise StudyError(f"batch size must be >= 1, got {cfg.batch_size}")
     if cfg.features not in FEATURES:
@@ -452,12 +491,13 @@ def run_study(cfg: StudyConfig, quiet: bool = False, train: bool = True) -> list
     records = []
     for sd in sets:
         view = build_view(out / "views" / f"n{sd.size}", sd, ev.dir)
-        for spec in specs:
-            rec = run_one(spec, sd, ev, view, out, epochs=cfg.epochs, features=cfg.features,
-                          batch_size=cfg.batch_size, dataopts=cfg.dataopts, quiet=quiet, train=train)
-            if rec is not None:
-                records.append(rec)
-                write_outputs(records, out, cfg.title, plot=False)  # partial table after every run
+        for repeat in range(cfg.repeats):  # every model once before any repeat: a cut-short study stays balanced
+            for spec in specs:
+                rec = run_one(spec, sd, ev, view, out, epochs=cfg.epochs, features=cfg.features, batch_size=cfg.batch_size,
+                              dataopts=cfg.dataopts, quiet=quiet, train=train, repeat=repeat)
+                if rec is not None:
+                    records.append(rec)
+                    write_outputs(records, out, cfg.title, plot=False)  # partial table after every run
     if not records:
         raise StudyError(f"no finished run in {out / 'runs'} for this grid")
     write_outputs(records, out, cfg.title)
