@@ -20,15 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from partx.atomic import UnwritableOutput, atomic_dir  # noqa: E402
+from partx.atomic import atomic_dir  # noqa: E402
+from partx.cli import ArgumentParser, csv_list, run_main  # noqa: E402
 from partx.perf.harness import DTYPES, BenchConfig, BenchmarkError  # noqa: E402
 from partx import registry  # noqa: E402
 from partx.perf.models import parse_overrides  # noqa: E402
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no traceback
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _ints(name):
@@ -47,16 +43,12 @@ def _ints(name):
     return parse
 
 
-def _list(text):
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", type=_list, default=["ParT"], help=f"comma-separated: {', '.join(registry.names())} or network file paths")
+    p = ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", type=csv_list, default=["ParT"], help=f"comma-separated: {', '.join(registry.names())} or network file paths")
     p.add_argument("--lengths", type=_ints("--lengths"), default=[128], help="particle counts N (default 128)")
     p.add_argument("--batch-sizes", type=_ints("--batch-sizes"), default=[1])
-    p.add_argument("--dtypes", type=_list, default=["fp32"], help=f"comma-separated from {', '.join(DTYPES)}")
+    p.add_argument("--dtypes", type=csv_list, default=["fp32"], help=f"comma-separated from {', '.join(DTYPES)}")
     p.add_argument("--data-config", default="data/JetClass/JetClass_full.yaml")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH", help="state_dict for a model (repeatable)")
@@ -113,40 +105,37 @@ def config_from_args(args) -> BenchConfig:
     )
 
 
-def main(argv=None) -> int:
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from partx.perf.harness import run_benchmark, validate
     from partx.perf.report import write_benchmark
 
-    try:
-        cfg = config_from_args(args)
-        validate(cfg)
-    except BenchmarkError as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    cfg = config_from_args(args)
+    validate(cfg)  # BenchmarkError: a partx.cli.UserError, one line and exit 2
     command = "python analysis/benchmark.py " + " ".join(shlex.quote(a) for a in argv)
     out = Path(args.out)
     try:
-        with atomic_dir(out, merge=True) as stage:  # created first: an unwritable --out fails before any work
+        # the staging folder is created first: an unwritable --out fails (UnwritableOutput) before any work;
+        # any exception, Ctrl-C included, removes it and leaves --out as it was
+        with atomic_dir(out, merge=True) as stage:
             result = run_benchmark(cfg, progress=not args.no_progress)
             if not any(r.get("status") == "ok" for r in result.rows):
                 raise _NothingMeasured(result.rows[0]["status"])
             written = [out / p.relative_to(stage) for p in write_benchmark(result.as_dict(), stage, command, args.stem)]
-    except (BenchmarkError, UnwritableOutput) as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
     except _NothingMeasured as e:
-        print(f"{parser.prog}: error: no configuration was measured ({e}); nothing written to {out}", file=sys.stderr)
+        print(f"ERROR: no configuration was measured ({e}); nothing written to {out}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; nothing written to {out}", file=sys.stderr)
-        return 130
     for path in written:
         print(path)
     for r in result.rows:
         if r.get("status") != "ok":
             print(f"warning: {r['model']} N={r['N']} B={r['batch']} {r['dtype']}: {r['status']}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_main, argv)
 
 
 class _NothingMeasured(Exception):

@@ -11,7 +11,6 @@ line before any work; the files are staged beside --out and moved in only when a
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import shlex
 import sys
@@ -20,13 +19,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser():
-    p = _Parser(prog="profile_model.py", description=__doc__.split("\n\n")[0])
+    from partx.cli import ArgumentParser
+
+    p = ArgumentParser(prog="profile_model.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--length", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=64)
@@ -47,13 +43,13 @@ def build_parser():
     return p
 
 
-def main(argv=None) -> int:
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     import torch
 
-    from partx.atomic import UnwritableOutput, atomic_dir, atomic_write
+    from partx.atomic import atomic_dir, atomic_write
+    from partx.cli import UserError
     from partx.perf import harness as _harness
     from partx.perf import inputs as _inputs
     from partx.perf import models as _models
@@ -61,11 +57,8 @@ def main(argv=None) -> int:
     from partx.perf import report as _report
     from partx.perf import roofline as _roof
 
-    def fail(message: str):
-        parser.exit(2, f"{parser.prog}: error: {message}\n")
-
     if args.length < 1 or args.batch_size < 1 or args.iterations < 1 or args.warmup < 0:
-        fail("--length, --batch-size and --iterations must be >= 1, --warmup >= 0")
+        raise UserError("--length, --batch-size and --iterations must be >= 1, --warmup >= 0")
     try:
         fill = _inputs.parse_fill(args.fill)
         kv = [item.split(":", 1)[1] if ":" in item.split("=", 1)[0] else item for item in args.model_option]
@@ -85,45 +78,46 @@ def main(argv=None) -> int:
             raise ValueError(f"unknown --device-peak {peak_name!r}; known: cpu, {', '.join(_roof.DEVICE_PEAKS)}")
         dc = _harness.load_data_config(args.data_config)
         _harness.preflight([spec], [args.length], dc)  # a bad checkpoint or build: exit 2 before any work
-    except (ValueError, FileNotFoundError) as e:  # BenchmarkError is a ValueError
-        fail(str(e))
+    except (ValueError, FileNotFoundError) as e:  # BenchmarkError is a ValueError (and a UserError)
+        raise UserError(str(e)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out or f"benchmarks/profile_{spec.name}")
     command = "python analysis/profile_model.py " + " ".join(shlex.quote(a) for a in argv)
     names = ["trace.json", "profile.json", "ops.csv", "modules.csv", "profile.md", "time_breakdown.png"]
-    try:
-        with atomic_dir(out, merge=True) as stage:  # nothing reaches --out unless every file is complete
-            peak = _roof.device_peak(peak_name, args.peak_flops, args.peak_bw, threads=args.threads)
-            model = _models.build_model(spec, dc, args.length, device=device)
-            if args.dtype == "int8":
-                from partx.quant import quantize_int8
+    # nothing reaches --out unless every file is complete; an unwritable --out fails here, before any work
+    with atomic_dir(out, merge=True) as stage:
+        peak = _roof.device_peak(peak_name, args.peak_flops, args.peak_bw, threads=args.threads)
+        model = _models.build_model(spec, dc, args.length, device=device)
+        if args.dtype == "int8":
+            from partx.quant import quantize_int8
 
-                model = quantize_int8(model)
-            x = _inputs.synthetic_inputs(dc, args.length, args.batch_size, fill=fill, device=device)
-            fargs = _inputs.as_forward_args(x, dc.input_names)
-            ctx = torch.autocast(device.type, dtype=torch.bfloat16) if args.dtype == "bf16" else contextlib.nullcontext()
-            with ctx:
-                res = _prof.profile_model(model, fargs, peak, iterations=args.iterations, warmup=args.warmup,
-                                          trace_path=stage / names[0], top=args.top)
-            meta = dict(command=command, model=spec.name, length=args.length, batch=args.batch_size, dtype=args.dtype,
-                        fill=fill, machine=_harness.machine_info(args.device, args.threads))
-            _report.write_json(stage / names[1], dict(meta, device=res.device, total_self_time_ms=res.total_time_ms,
-                                                      iterations=res.iterations, ops=res.ops, modules=res.modules))
-            _report.write_csv(stage / names[2], res.ops, ["op", "input_shapes", "calls", "self_time_ms", "time_share",
-                                                          "self_mem_mb", "flops", "bytes", "intensity", "achieved_flops", "bound"])
-            _report.write_csv(stage / names[3], res.modules, ["module", "type", "params", "time_ms", "time_share", "mem_mb", "flops"])
-            atomic_write(stage / names[4], _report.profile_markdown(meta, res))
-            _prof.breakdown_plot(res, stage / names[5],
-                                 title=f"{spec.name}, N={args.length}, batch {args.batch_size}, {args.dtype}, {args.device}")
-    except UnwritableOutput as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted; nothing written to {out}", file=sys.stderr)
-        return 130
+            model = quantize_int8(model)
+        x = _inputs.synthetic_inputs(dc, args.length, args.batch_size, fill=fill, device=device)
+        fargs = _inputs.as_forward_args(x, dc.input_names)
+        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if args.dtype == "bf16" else contextlib.nullcontext()
+        with ctx:
+            res = _prof.profile_model(model, fargs, peak, iterations=args.iterations, warmup=args.warmup,
+                                      trace_path=stage / names[0], top=args.top)
+        meta = dict(command=command, model=spec.name, length=args.length, batch=args.batch_size, dtype=args.dtype,
+                    fill=fill, machine=_harness.machine_info(args.device, args.threads))
+        _report.write_json(stage / names[1], dict(meta, device=res.device, total_self_time_ms=res.total_time_ms,
+                                                  iterations=res.iterations, ops=res.ops, modules=res.modules))
+        _report.write_csv(stage / names[2], res.ops, ["op", "input_shapes", "calls", "self_time_ms", "time_share",
+                                                      "self_mem_mb", "flops", "bytes", "intensity", "achieved_flops", "bound"])
+        _report.write_csv(stage / names[3], res.modules, ["module", "type", "params", "time_ms", "time_share", "mem_mb", "flops"])
+        atomic_write(stage / names[4], _report.profile_markdown(meta, res))
+        _prof.breakdown_plot(res, stage / names[5],
+                             title=f"{spec.name}, N={args.length}, batch {args.batch_size}, {args.dtype}, {args.device}")
     for name in names:
         print(out / name)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from partx.cli import run_main
+
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Temporary names start with "." (hidden from ``*`` globs) and keep the final suff
 choose a format by suffix (``.png``, ``.json.gz``) still do. Files and folders get the permissions of
 a normally created one (``mkstemp`` / ``mkdtemp`` create 0600 / 0700). A target that cannot be
 written (read-only or missing permissions, a file where a folder is needed) raises ``UnwritableOutput``
-on entry, before the caller has done any work, so a CLI can answer it with one line.
+on entry, before the caller has done any work; it is a ``partx.cli.UserError`` (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from partx.cli import UserError
 
-class UnwritableOutput(OSError):
-    """The target's folder cannot be created or written, or the target folder is a file."""
+
+class UnwritableOutput(UserError, OSError):
+    """The target's folder cannot be created or written, or the target folder is a file: a user error
+    (``partx.cli.run_main`` prints it as one line, exit 2) that is also an OSError."""
 
 
 def _umask() -> int:

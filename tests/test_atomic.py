@@ -46,6 +46,8 @@ def test_atomic_write_text_and_bytes_with_normal_permissions(tmp_path):
     assert target.read_bytes() == b"second"
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~_umask()
     assert [p.name for p in target.parent.iterdir()] == ["out.json"]
+    atomic_write(target, "#!/bin/sh\n", mode=0o755)  # e.g. keeping an executable script's bits
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
 
 
 @pytest.mark.parametrize("exc", INTERRUPTS)

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from partx.cli import UserError
 from partx.perf import flops as _flops
 from partx.perf import inputs as _inputs
 from partx.perf import memory as _memory
@@ -39,8 +40,8 @@ from partx.perf import timing as _timing
 DTYPES = ("fp32", "bf16", "int8")
 
 
-class BenchmarkError(ValueError):
-    """A bad benchmark argument: the CLI prints its message and exits with status 2."""
+class BenchmarkError(UserError, ValueError):
+    """A bad benchmark argument, checkpoint or model: one line, exit 2 (``partx.cli.run_main``)."""
 
 
 @dataclass
@@ -135,7 +136,8 @@ def preflight(specs: list[_models.ModelSpec], lengths: list[int], data_config) -
             try:
                 torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
             except Exception as e:  # noqa: BLE001
-                raise BenchmarkError(f"checkpoint {spec.checkpoint} for {spec.name!r} cannot be read: {_one_line(e)}") from None
+                raise BenchmarkError(f"checkpoint {spec.checkpoint} for {spec.name!r} cannot be read as a "
+                                     f"PyTorch state_dict: {_one_line(e, 120)}") from None
         for n in lengths:
             try:
                 model = _models.build_model(spec, data_config, n)
@@ -146,9 +148,9 @@ def preflight(specs: list[_models.ModelSpec], lengths: list[int], data_config) -
             del model
 
 
-def _one_line(e: BaseException, limit: int = 300) -> str:
+def _one_line(e: BaseException, limit: int = 200) -> str:
     text = " ".join(str(e).split())
-    return f"{type(e).__name__}: {text[:limit]}"
+    return f"{type(e).__name__}: {text[:limit]}" + ("..." if len(text) > limit else "")
 
 
 def machine_info(device: str = "cpu", threads: int | None = None) -> dict:
