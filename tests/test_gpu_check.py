@@ -39,7 +39,7 @@ def test_gpu_check_dry_run_plan(tmp_path):
     assert "--dtypes fp32,bf16" in out
     steps = [line.split("\t")[0] for line in (tmp_path / "res" / "summary.tsv").read_text().splitlines()[1:]]
     assert steps == ["env", "wheels", "build mamba_ssm-2.3.2.post1", "build causal_conv1d-1.7.0", "pytest-cuda",
-                     "pytest-cuda-mamba", "benchmark"]
+                     "pytest-cuda-mamba", "benchmark", "benchmark-rows"]
     assert (tmp_path / "res" / "summary.txt").is_file()
 
 
