@@ -348,3 +348,17 @@ def test_cuda_benchmark_and_profile_end_to_end(tmp_path, capsys):
     rc = profile_model.main(["--model", "ParT", *TINY_PART, "--length", "16", "--batch-size", "2", "--device", "cuda",
                              "--out", str(tmp_path / "prof")])
     assert rc == 0 and json.loads((tmp_path / "prof" / "trace.json").read_text()).get("traceEvents")
+
+
+def test_benchmark_model_that_cannot_be_built_exits_2_before_measuring(tmp_path, capsys, monkeypatch):
+    import benchmark
+
+    out = _good_out(tmp_path)
+    before = _tree(tmp_path)
+    _nothing_measured(monkeypatch)
+    argv = ["--models", "ParT", "-o", "ParT:num_layers=1", "-o", "ParT:embed_dims=[16,16]", "-o", "ParT:num_heads=3",
+            "--lengths", "8", "--no-progress", "--out", str(out)]
+    assert exit_code(benchmark.main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'ParT' cannot be built at N=8" in err and "Traceback" not in err
+    assert _tree(tmp_path) == before

@@ -128,10 +128,14 @@ def load_data_config(path: str):
 def preflight(specs: list[_models.ModelSpec], lengths: list[int], data_config) -> None:
     """Build every (model, N) once on CPU, checkpoints loaded, before anything is measured.
 
-    A corrupt or mismatched checkpoint, or a length a model refuses, raises BenchmarkError naming it,
-    so a run that would produce "build failed" rows stops before it measures or writes anything.
+    A corrupt or mismatched checkpoint, or options / a length a model refuses, raise BenchmarkError naming
+    it, so such a run stops before it measures or writes anything. What counts as the user's: any error
+    reading the checkpoint; ValueError / TypeError / AssertionError / KeyError from ``get_model`` (bad or
+    unknown options, a refused length); RuntimeError when a checkpoint is loaded (``load_state_dict``
+    mismatch). Anything else is a bug and keeps its traceback.
     """
     for spec in specs:
+        users = (ValueError, TypeError, AssertionError, KeyError) + ((RuntimeError,) if spec.checkpoint else ())
         if spec.checkpoint is not None:
             try:
                 torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
@@ -141,7 +145,7 @@ def preflight(specs: list[_models.ModelSpec], lengths: list[int], data_config) -
         for n in lengths:
             try:
                 model = _models.build_model(spec, data_config, n)
-            except Exception as e:  # noqa: BLE001
+            except users as e:
                 what = (f"checkpoint {spec.checkpoint} does not load into {spec.name!r}" if spec.checkpoint is not None
                         else f"{spec.name!r} cannot be built")
                 raise BenchmarkError(f"{what} at N={n}: {_one_line(e)}") from None
