@@ -2,10 +2,13 @@
 """Benchmark jet-tagging models: params, FLOPs/MACs, latency, throughput, peak memory vs length N.
 
     python analysis/benchmark.py --models ParT,LinformerParT,MambaParT,PFN --lengths 128,256,512,1024 \
-        --batch-sizes 8 --dtypes fp32 --threads 2 --repeats 5 --warmup 2 --out benchmarks/cpu/scaling
+        --batch-sizes 8 --dtypes fp32 --threads 2 --max-seconds 20 --out benchmarks/cpu/scaling
 
-A thin CLI over ``partx.perf.harness``; see docs/benchmarks.md. Bad arguments exit with status 2 and
-one error line.
+A thin CLI over ``partx.perf.harness``; see docs/benchmarks.md. Bad arguments, an unreadable or
+mismatched checkpoint, a model that cannot be built and an unwritable --out exit with status 2 and one
+error line before anything is measured. Outputs are staged in a hidden folder beside --out and moved
+into it only when complete: a failed or interrupted run (Ctrl-C: one line, status 130) leaves --out as
+it was.
 """
 
 from __future__ import annotations
@@ -17,14 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from partx.atomic import atomic_dir  # noqa: E402
+from partx.cli import ArgumentParser, csv_list, run_main  # noqa: E402
 from partx.perf.harness import DTYPES, BenchConfig, BenchmarkError  # noqa: E402
 from partx import registry  # noqa: E402
 from partx.perf.models import parse_overrides  # noqa: E402
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no traceback
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _ints(name):
@@ -43,16 +43,12 @@ def _ints(name):
     return parse
 
 
-def _list(text):
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", type=_list, default=["ParT"], help=f"comma-separated: {', '.join(registry.names())} or network file paths")
+    p = ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", type=csv_list, default=["ParT"], help=f"comma-separated: {', '.join(registry.names())} or network file paths")
     p.add_argument("--lengths", type=_ints("--lengths"), default=[128], help="particle counts N (default 128)")
     p.add_argument("--batch-sizes", type=_ints("--batch-sizes"), default=[1])
-    p.add_argument("--dtypes", type=_list, default=["fp32"], help=f"comma-separated from {', '.join(DTYPES)}")
+    p.add_argument("--dtypes", type=csv_list, default=["fp32"], help=f"comma-separated from {', '.join(DTYPES)}")
     p.add_argument("--data-config", default="data/JetClass/JetClass_full.yaml")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH", help="state_dict for a model (repeatable)")
@@ -60,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="get_model override for one model, e.g. ParT:num_layers=1 (value literal_eval-ed; repeatable)")
     p.add_argument("--data-files", default=None, help="glob of ROOT/parquet files: real jets instead of synthetic ones")
     p.add_argument("--fill", default="full", help="'full' (all N particles real, default) or a real-particle fraction, e.g. 0.4")
-    p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--max-seconds", type=float, default=None, help="cap on timed seconds per configuration (fewer repeats)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed calls before torch.utils.benchmark's own warm-up")
+    p.add_argument("--min-run-time", type=float, default=0.2, help="seconds timed per configuration before it may stop")
+    p.add_argument("--max-seconds", type=float, default=10.0, help="timed seconds per configuration at most (default 10)")
+    p.add_argument("--iqr-threshold", type=float, default=0.1, help="stop timing once IQR / median is below this")
     p.add_argument("--flops-batch", type=int, default=None,
                    help="jets used for the FLOP count (per-sample = total / jets); default 1 with --fill full, else 8")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -101,32 +98,48 @@ def config_from_args(args) -> BenchConfig:
     return BenchConfig(
         models=args.models, lengths=args.lengths, batch_sizes=args.batch_sizes, dtypes=args.dtypes,
         data_config=args.data_config, device=args.device, checkpoints=checkpoints, model_options=model_options,
-        data_files=args.data_files, fill=args.fill, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
-        baseline=baseline, flops_batch=args.flops_batch, max_seconds=args.max_seconds,
+        data_files=args.data_files, fill=args.fill, warmup=args.warmup, min_run_time=args.min_run_time,
+        max_seconds=args.max_seconds, iqr_threshold=args.iqr_threshold, threads=args.threads,
+        baseline=baseline, flops_batch=args.flops_batch,
         measure_memory=not args.no_memory, seed=args.seed,
     )
 
 
-def main(argv=None) -> int:
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     from partx.perf.harness import run_benchmark, validate
     from partx.perf.report import write_benchmark
 
-    try:
-        cfg = config_from_args(args)
-        validate(cfg)
-    except BenchmarkError as e:
-        parser.exit(2, f"{parser.prog}: error: {e}\n")
+    cfg = config_from_args(args)
+    validate(cfg)  # BenchmarkError: a partx.cli.UserError, one line and exit 2
     command = "python analysis/benchmark.py " + " ".join(shlex.quote(a) for a in argv)
-    result = run_benchmark(cfg, progress=not args.no_progress)
-    for path in write_benchmark(result.as_dict(), args.out, command=command, stem=args.stem):
+    out = Path(args.out)
+    try:
+        # the staging folder is created first: an unwritable --out fails (UnwritableOutput) before any work;
+        # any exception, Ctrl-C included, removes it and leaves --out as it was
+        with atomic_dir(out, merge=True) as stage:
+            result = run_benchmark(cfg, progress=not args.no_progress)
+            if not any(r.get("status") == "ok" for r in result.rows):
+                raise _NothingMeasured(result.rows[0]["status"])
+            written = [out / p.relative_to(stage) for p in write_benchmark(result.as_dict(), stage, command, args.stem)]
+    except _NothingMeasured as e:
+        print(f"ERROR: no configuration was measured ({e}); nothing written to {out}", file=sys.stderr)
+        return 1
+    for path in written:
         print(path)
-    bad = [r for r in result.rows if r.get("status") != "ok"]
-    for r in bad:
-        print(f"warning: {r['model']} N={r['N']} B={r['batch']} {r['dtype']}: {r['status']}", file=sys.stderr)
+    for r in result.rows:
+        if r.get("status") != "ok":
+            print(f"warning: {r['model']} N={r['N']} B={r['batch']} {r['dtype']}: {r['status']}", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_main, argv)
+
+
+class _NothingMeasured(Exception):
+    """Every configuration failed while measuring: the staged folder is dropped."""
 
 
 if __name__ == "__main__":

@@ -1,25 +1,27 @@
 """Forward time of the bidirectional Mamba mixer per scan backend, against the SDPA attention mixer
 (with a (B, H, N, N) bias, as ParT) measured in the same run. CPU, 2 threads.
 
-    python benchmarks/bench_mamba_scan.py [--reps 7] [--threads 2]
+    python benchmarks/bench_mamba_scan.py [--max-seconds 5] [--threads 2]
 
-Cases are interleaved round-robin and the minimum over repetitions is reported, so load from other
-processes on a shared machine inflates every case alike instead of biasing the ratios.
+Each case is timed by ``partx.perf.timing.measure`` (torch.utils.benchmark adaptive autorange: median
+and IQR of per-call block times, at most --max-seconds per case). On a shared machine compare the
+ratios, and rerun when an IQR is large.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from partx.nn.mixers import build_mixer
+from partx.perf.report import markdown_table
+from partx.perf.timing import measure
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--max-seconds", type=float, default=5.0, help="timed seconds per case at most")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-ref", action="store_true", help="skip the slow sequential reference")
     args = ap.parse_args()
@@ -35,22 +37,13 @@ def main() -> None:
         for backend in ["chunked", "mambapy"] + ([] if args.no_ref else ["ref"]):
             cases[f"mamba1 bi, {backend}"] = build_mixer("mamba", C, H, backend=backend).eval()
         cases["mamba2 bi, chunked"] = build_mixer("mamba2", C, H, backend="chunked").eval()
-        best = {name: float("inf") for name in cases}
+        stats = {}
         with torch.inference_mode():
-            for name, m in cases.items():  # warm-up
-                m(x, mask, bias)
-            for rep in range(args.reps):
-                for name, m in cases.items():
-                    if name.endswith("ref") and rep >= 2:
-                        continue  # seconds per call at N=1024; two runs suffice
-                    t0 = time.perf_counter()
-                    m(x, mask, bias)
-                    best[name] = min(best[name], time.perf_counter() - t0)
-        base = best["attention (sdpa + U)"]
-        print(f"\nB={B}, N={N}")
-        print(f"  {'mixer':26s} {'ms':>9s} {'/ attention':>12s}")
-        for name, t in best.items():
-            print(f"  {name:26s} {t * 1e3:9.1f} {t / base:12.2f}")
+            for name, m in cases.items():
+                stats[name] = measure(lambda m=m: m(x, mask, bias), max_run_time=args.max_seconds)
+        base = stats["attention (sdpa + U)"].median_s
+        rows = [[name, f"{s.median_s * 1e3:.1f}", f"{s.iqr_s * 1e3:.1f}", f"{s.median_s / base:.2f}"] for name, s in stats.items()]
+        print(f"\nB={B}, N={N}\n" + markdown_table(["mixer", "median ms", "IQR ms", "/ attention"], rows))
 
 
 if __name__ == "__main__":

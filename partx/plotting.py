@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -12,7 +11,7 @@ matplotlib.use("Agg")  # headless: partx plots go to files
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 
-from partx.atomic import atomic_write  # noqa: E402
+from partx.atomic import atomic_path  # noqa: E402
 
 
 def hep_style() -> None:
@@ -20,13 +19,14 @@ def hep_style() -> None:
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100, quiet: bool = False, **savefig_kw) -> Path:
-    """Render ``fig`` in memory and write it atomically (format from the suffix); close it; print the path."""
+    """Write ``fig`` atomically (format from ``path``'s suffix, png without one); close it; print the path."""
     path = Path(path)
-    buf = io.BytesIO()
     savefig_kw.setdefault("bbox_inches", "tight")
-    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=dpi, **savefig_kw)
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi, **savefig_kw)
+    finally:
+        plt.close(fig)
     if not quiet:
         print(f"plot written: {path}")
     return path

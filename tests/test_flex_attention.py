@@ -9,7 +9,7 @@ from partx.nn.attention import AttentionMixer
 from partx.nn.flex_attention import FlexAttentionMixer
 
 from mixer_helpers import C, H, assert_onnx_matches, make_batch  # noqa: E402
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+cuda = pytest.mark.cuda  # skipped without CUDA by tests/conftest.py
 
 
 

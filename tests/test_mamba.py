@@ -200,7 +200,7 @@ def test_block_backends_agree(cls, kw):
 
 # ---------------------------------------------------------------- CUDA kernels (skip cleanly on CPU)
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
+needs_cuda = pytest.mark.cuda  # skipped without CUDA by tests/conftest.py
 
 
 @needs_cuda

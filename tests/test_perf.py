@@ -15,12 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from partx.perf import flops, harness, inputs, memory, models
+from partx.perf import flops, harness, inputs, memory, models, report, timing
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_CONFIG = str(REPO / "data/JetClass/JetClass_full.yaml")
 sys.path.insert(0, str(REPO / "analysis"))
 
+FAST_TIMING = ["--warmup", "0", "--min-run-time", "0", "--max-seconds", "0.02"]
 TINY_PART = ["-o", "ParT:num_layers=1", "-o", "ParT:embed_dims=[16,16]", "-o", "ParT:pair_embed_dims=[8]",
              "-o", "ParT:num_heads=2", "-o", "ParT:num_cls_layers=1"]
 
@@ -123,7 +124,7 @@ def test_benchmark_end_to_end(tmp_path, capsys):
 
     out = tmp_path / "bench"
     rc = benchmark.main(["--models", "ParT,PFN", *TINY_PART, "--lengths", "16,32", "--batch-sizes", "2",
-                         "--dtypes", "fp32,int8", "--repeats", "2", "--warmup", "1", "--threads", "1",
+                         "--dtypes", "fp32,int8", *FAST_TIMING, "--threads", "1",
                          "--no-progress", "--out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -136,9 +137,12 @@ def test_benchmark_end_to_end(tmp_path, capsys):
     assert len(rows) == 2 * 2 * 2 and all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
     part = [r for r in rows if r["model"] == "ParT" and r["dtype"] == "fp32"]
     assert all(r["macs"] > 0 and r["latency_ratio"] == 1.0 for r in part)
-    assert all(r["latency_ms"] > 0 and r["peak_mem_mb"] >= 0 for r in rows)
+    assert all(r["latency_ms"] > 0 and r["peak_mem_mb"] >= 0 and r["repeats"] >= 1 and r["calls_per_repeat"] >= 1
+               and r["latency_q25_ms"] <= r["latency_ms"] <= r["latency_q75_ms"] for r in rows)
     assert {c["model"] for c in res["crossovers"]} == {"PFN"}
-    assert "| PFN |" in (out / "benchmark.md").read_text()
+    md = (out / "benchmark.md").read_text()
+    assert "| PFN " in md and "torch.utils.benchmark" in md
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench"]  # the staging folder is gone
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -151,9 +155,7 @@ def test_benchmark_end_to_end(tmp_path, capsys):
 def test_benchmark_bad_arguments(argv, message, capsys):
     import benchmark
 
-    with pytest.raises(SystemExit) as exc:
-        benchmark.main([*argv, "--out", "/nonexistent-never-written"])
-    assert exc.value.code == 2
+    assert exit_code(benchmark.main, [*argv, "--out", "/nonexistent-never-written"]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
@@ -173,3 +175,190 @@ def test_profiler_writes_trace_and_breakdown(tmp_path, capsys):
     assert any(op["flops"] > 0 for op in summary["ops"])
     assert (out / "time_breakdown.png").stat().st_size > 1000
     assert math.isclose(summary["device"]["balance_flop_per_byte"], 10.0)
+
+
+# ---------------------------------------------------------------- timing (torch.utils.benchmark), tables
+
+def test_measure_counts_calls_and_uses_the_callers_threads():
+    calls, threads_seen = [], set()
+
+    def fn():
+        calls.append(1)
+        threads_seen.add(torch.get_num_threads())
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        stats = timing.measure(fn, warmup=3, min_run_time=0.0, max_run_time=0.05)
+    finally:
+        torch.set_num_threads(old)
+    # Timer's default num_threads is 1: measure must pass the caller's setting
+    assert threads_seen == {2}
+    assert stats.warmup == 3 and stats.repeats >= 1 and stats.calls_per_repeat >= 1
+    assert len(calls) >= 3 + stats.repeats * stats.calls_per_repeat
+    assert stats.min_s <= stats.q25_s <= stats.median_s <= stats.q75_s and stats.iqr_s >= 0
+
+
+def test_measure_stops_at_max_run_time():
+    import time
+
+    stats = timing.measure(lambda: time.sleep(0.03), warmup=0, min_run_time=1.0, max_run_time=0.01)
+    assert stats.repeats == 1 and stats.calls_per_repeat == 1  # one block, then the budget is spent
+
+
+def test_markdown_table_is_github_pipes_and_keeps_cells():
+    md = report.markdown_table(["model", "ratio", "note"], [["ParT", "0.30", "a|b"], ["PFN", 12, None]])
+    lines = md.splitlines()
+    assert len(lines) == 4 and all(line.startswith("|") and line.endswith("|") for line in lines)
+    assert set(lines[1]) <= {"|", "-"}
+    assert [c.strip() for c in lines[2].strip("|").split(" | ")] == ["ParT", "0.30", "a\\|b"]  # no number re-formatting
+    assert lines[3].split("|")[1].strip() == "PFN"
+
+
+def test_mamba_scan_flops_count(data_config):
+    model = models.build_model(models.resolve_model("MambaParT"), data_config, 128)
+    blocks = [m for m in model.modules() if hasattr(m, "d_inner") and hasattr(m, "d_state")]
+    assert len(blocks) == 16 and {(b.d_inner, b.d_state) for b in blocks} == {(128, 16)}  # 8 layers x 2 directions
+    # 6 FLOPs per token, channel and state (flops.scan_flops_estimate): 25.2 MFLOP = 12.6 M MACs per jet,
+    # the figure docs/benchmarks.md quotes
+    assert flops.scan_flops_estimate(model, 1, 128) == 16 * 128 * 6 * 128 * 16 == 25_165_824
+
+
+# ---------------------------------------------------------------- failures publish nothing
+
+def exit_code(main, argv) -> int:
+    """A CLI's exit status whether it returns it (partx.cli.run_main) or argparse exits."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+def _good_out(tmp_path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("benchmark.csv", "benchmark.json", "benchmark.md", "trace.json", "profile.md"):
+        (out / name).write_text(f"good {name}\n")
+    return out
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
+
+
+def _nothing_measured(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("measured although the run should have stopped first")
+
+    monkeypatch.setattr(timing, "measure", boom)
+
+
+@pytest.fixture(scope="module")
+def bad_checkpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ck")
+    (d / "corrupt.pt").write_bytes(b"PK\x03\x04 half a zip file")
+    torch.save({"not_a_part_weight": torch.zeros(3)}, d / "wrong.pt")
+    return d
+
+
+@pytest.mark.parametrize("which, message", [("corrupt.pt", "cannot be read"), ("wrong.pt", "does not load into 'ParT'")])
+def test_benchmark_bad_checkpoint_exits_2_and_keeps_out(tmp_path, capsys, monkeypatch, bad_checkpoints, which, message):
+    import benchmark
+
+    out = _good_out(tmp_path)
+    before = _tree(tmp_path)
+    _nothing_measured(monkeypatch)
+    ck = bad_checkpoints / which
+    assert exit_code(benchmark.main, ["--models", "ParT", "--checkpoint", f"ParT={ck}", "--no-progress", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(ck) in err and message in err and "Traceback" not in err
+    assert _tree(tmp_path) == before
+
+
+def test_benchmark_interrupt_and_unwritable_out_keep_out(tmp_path, capsys, monkeypatch):
+    import benchmark
+
+    out = _good_out(tmp_path)
+    before = _tree(tmp_path)
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness, "_measure", interrupt)
+    args = ["--models", "PFN", "--lengths", "8", "--no-memory", "--no-progress", *FAST_TIMING]
+    assert benchmark.main([*args, "--out", str(out)]) == 130
+    err = capsys.readouterr().err.strip()
+    assert "interrupted" in err and len(err.splitlines()) == 1
+    assert _tree(tmp_path) == before
+    # a file where a folder is needed
+    assert exit_code(benchmark.main, [*args, "--out", str(out / "benchmark.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a directory" in err and len(err.splitlines()) == 1
+    assert _tree(tmp_path) == before
+
+
+def test_profile_bad_checkpoint_and_interrupt_keep_out(tmp_path, capsys, monkeypatch, bad_checkpoints):
+    import profile_model
+
+    from partx.perf import profiler
+
+    out = _good_out(tmp_path)
+    before = _tree(tmp_path)
+    base = ["--model", "ParT", *TINY_PART, "--length", "8", "--batch-size", "2", "--peak-flops", "1e11",
+            "--peak-bw", "1e10", "--out", str(out)]
+    assert exit_code(profile_model.main, [*base, "--checkpoint", str(bad_checkpoints / "corrupt.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "corrupt.pt" in err
+    assert _tree(tmp_path) == before
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(profiler, "profile_model", interrupt)
+    assert profile_model.main(base) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert _tree(tmp_path) == before  # no new trace.json beside the old results
+
+
+# ---------------------------------------------------------------- CUDA (scripts/gpu_check.sh runs these)
+
+@pytest.mark.cuda
+def test_cuda_timing_and_memory():
+    a = torch.randn(2048, 2048, device="cuda")
+    stats = timing.measure(lambda: a @ a, warmup=2, max_run_time=0.5)
+    # 2 * 2048^3 FLOP in less than 2 s would be < 10 GFLOP/s: only a missing sync could make it look
+    # implausibly fast (> 2 PFLOP/s, beyond any current GPU)
+    assert 2 * 2048**3 / stats.median_s < 2e15
+    peak = memory.peak_memory_bytes(lambda: a @ a, device="cuda")
+    assert peak >= 2048 * 2048 * 4
+
+
+@pytest.mark.cuda
+def test_cuda_benchmark_and_profile_end_to_end(tmp_path, capsys):
+    import benchmark
+    import profile_model
+
+    out = tmp_path / "bench"
+    rc = benchmark.main(["--models", "ParT,PFN", *TINY_PART, "--lengths", "16,32", "--batch-sizes", "2",
+                         "--dtypes", "fp32,bf16", *FAST_TIMING, "--device", "cuda", "--no-progress", "--out", str(out)])
+    assert rc == 0
+    rows = json.loads((out / "benchmark.json").read_text())["rows"]
+    assert len(rows) == 2 * 2 * 2 and all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
+    assert "gpu" in json.loads((out / "benchmark.json").read_text())["machine"]
+    rc = profile_model.main(["--model", "ParT", *TINY_PART, "--length", "16", "--batch-size", "2", "--device", "cuda",
+                             "--out", str(tmp_path / "prof")])
+    assert rc == 0 and json.loads((tmp_path / "prof" / "trace.json").read_text()).get("traceEvents")
+
+
+def test_benchmark_model_that_cannot_be_built_exits_2_before_measuring(tmp_path, capsys, monkeypatch):
+    import benchmark
+
+    out = _good_out(tmp_path)
+    before = _tree(tmp_path)
+    _nothing_measured(monkeypatch)
+    argv = ["--models", "ParT", "-o", "ParT:num_layers=1", "-o", "ParT:embed_dims=[16,16]", "-o", "ParT:num_heads=3",
+            "--lengths", "8", "--no-progress", "--out", str(out)]
+    assert exit_code(benchmark.main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'ParT' cannot be built at N=8" in err and "Traceback" not in err
+    assert _tree(tmp_path) == before

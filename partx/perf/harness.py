@@ -10,8 +10,9 @@ Per configuration (inference, ``torch.no_grad``, model in eval mode):
     ``min(batch, flops_batch)`` jets of the batch, divided by that count -> FLOPs per sample; MACs =
     FLOPs / 2. Computed on the fp32 model and reused for int8 / bf16 rows (neither is counted properly by
     FlopCounterMode). ``scan_flops`` adds an analytic estimate for Mamba scans (not seen by the counter).
-  * latency: median and IQR over ``repeats`` timed calls after ``warmup`` untimed calls (``partx.perf.timing``);
-    throughput = batch / median latency.
+  * latency: median and IQR of ``torch.utils.benchmark``'s adaptive autorange after ``warmup`` untimed calls
+    (``partx.perf.timing``: blocks timed until IQR / median < ``iqr_threshold`` after ``min_run_time`` s, or
+    ``max_seconds`` s spent); throughput = batch / median latency.
   * peak memory: ``partx.perf.memory`` (CUDA max_allocated; CPU profiler allocator trace), one separate call.
   * dtypes: fp32; bf16 = ``torch.autocast`` (CPU or CUDA) around fp32 weights; int8 =
     ``partx.quant.quantize_int8`` (dynamic int8 Linear layers, CPU only).
@@ -29,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from partx.cli import UserError
 from partx.perf import flops as _flops
 from partx.perf import inputs as _inputs
 from partx.perf import memory as _memory
@@ -38,8 +40,8 @@ from partx.perf import timing as _timing
 DTYPES = ("fp32", "bf16", "int8")
 
 
-class BenchmarkError(ValueError):
-    """A bad benchmark argument: the CLI prints its message and exits with status 2."""
+class BenchmarkError(UserError, ValueError):
+    """A bad benchmark argument, checkpoint or model: one line, exit 2 (``partx.cli.run_main``)."""
 
 
 @dataclass
@@ -54,12 +56,13 @@ class BenchConfig:
     model_options: dict[str, dict] = field(default_factory=dict)  # model name -> get_model overrides
     data_files: str | None = None
     fill: str | float = "full"
-    repeats: int = 20
-    warmup: int = 5
+    warmup: int = 1  # untimed calls before the Timer's own warm-up
+    min_run_time: float = 0.2  # seconds timed per configuration before the IQR test may stop it
     threads: int | None = None
     baseline: str | None = "ParT"
     flops_batch: int | None = None  # jets for the FLOP count; None: 1 with fill='full' (batch-independent), else 8
-    max_seconds: float | None = None  # per configuration, caps the number of timed repeats
+    max_seconds: float = 10.0  # per configuration: the Timer stops after this many timed seconds
+    iqr_threshold: float = 0.1  # stop once IQR / median of the timed blocks is below this
     measure_memory: bool = True
     seed: int = 0
 
@@ -77,8 +80,9 @@ def validate(cfg: BenchConfig) -> list[_models.ModelSpec]:
     for d in cfg.dtypes:
         if d not in DTYPES:
             raise BenchmarkError(f"unknown dtype {d!r}; choose from {', '.join(DTYPES)}")
-    if cfg.repeats < 1 or cfg.warmup < 0:
-        raise BenchmarkError(f"--repeats must be >= 1 and --warmup >= 0, got {cfg.repeats}, {cfg.warmup}")
+    if cfg.warmup < 0 or cfg.min_run_time < 0 or cfg.max_seconds <= 0 or cfg.iqr_threshold <= 0:
+        raise BenchmarkError(f"need --warmup >= 0, --min-run-time >= 0, --max-seconds > 0 and --iqr-threshold > 0, got "
+                             f"{cfg.warmup}, {cfg.min_run_time}, {cfg.max_seconds}, {cfg.iqr_threshold}")
     if cfg.threads is not None and cfg.threads < 1:
         raise BenchmarkError(f"--threads must be >= 1, got {cfg.threads}")
     try:
@@ -109,6 +113,48 @@ def validate(cfg: BenchConfig) -> list[_models.ModelSpec]:
         if not glob.glob(cfg.data_files):
             raise BenchmarkError(f"--data-files {cfg.data_files!r} matches no file")
     return specs
+
+
+def load_data_config(path: str):
+    """weaver DataConfig without observers/reweighting; BenchmarkError if it cannot be read."""
+    from weaver.utils.data.config import DataConfig
+
+    try:
+        return DataConfig.load(path, load_observers=False, load_reweight_info=False)
+    except Exception as e:  # noqa: BLE001 — any parse/schema error is the user's file
+        raise BenchmarkError(f"data config {path} cannot be read: {_one_line(e)}") from None
+
+
+def preflight(specs: list[_models.ModelSpec], lengths: list[int], data_config) -> None:
+    """Build every (model, N) once on CPU, checkpoints loaded, before anything is measured.
+
+    A corrupt or mismatched checkpoint, or options / a length a model refuses, raise BenchmarkError naming
+    it, so such a run stops before it measures or writes anything. What counts as the user's: any error
+    reading the checkpoint; ValueError / TypeError / AssertionError / KeyError from ``get_model`` (bad or
+    unknown options, a refused length); RuntimeError when a checkpoint is loaded (``load_state_dict``
+    mismatch). Anything else is a bug and keeps its traceback.
+    """
+    for spec in specs:
+        users = (ValueError, TypeError, AssertionError, KeyError) + ((RuntimeError,) if spec.checkpoint else ())
+        if spec.checkpoint is not None:
+            try:
+                torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
+            except Exception as e:  # noqa: BLE001
+                raise BenchmarkError(f"checkpoint {spec.checkpoint} for {spec.name!r} cannot be read as a "
+                                     f"PyTorch state_dict: {_one_line(e, 120)}") from None
+        for n in lengths:
+            try:
+                model = _models.build_model(spec, data_config, n)
+            except users as e:
+                what = (f"checkpoint {spec.checkpoint} does not load into {spec.name!r}" if spec.checkpoint is not None
+                        else f"{spec.name!r} cannot be built")
+                raise BenchmarkError(f"{what} at N={n}: {_one_line(e)}") from None
+            del model
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text[:limit]}" + ("..." if len(text) > limit else "")
 
 
 def machine_info(device: str = "cpu", threads: int | None = None) -> dict:
@@ -153,15 +199,15 @@ class BenchResult:
 
 
 def run_benchmark(cfg: BenchConfig, progress: bool = True, log=print) -> BenchResult:
-    """Run every configuration; failures of one configuration are recorded in its row, not raised."""
+    """Run every configuration; BenchmarkError before any measurement for bad arguments, checkpoints or
+    builds (``validate``, ``preflight``); a failure while measuring one configuration is recorded in its row."""
     specs = validate(cfg)
+    data_config = load_data_config(cfg.data_config)
+    preflight(specs, cfg.lengths, data_config)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    from weaver.utils.data.config import DataConfig
-
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
-    data_config = DataConfig.load(cfg.data_config, load_observers=False, load_reweight_info=False)
     input_names = list(data_config.input_names)
 
     jobs = [(s, n) for s in specs for n in cfg.lengths]
@@ -173,14 +219,7 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, log=print) -> BenchRe
         bar = tqdm(total=total, desc="benchmark", unit="cfg", dynamic_ncols=True)
     rows = []
     for spec, n in jobs:
-        try:
-            model = _models.build_model(spec, data_config, n, device=device)
-        except Exception as e:  # noqa: BLE001 — record and go on (e.g. a length the model refuses)
-            for dtype in cfg.dtypes:
-                for b in cfg.batch_sizes:
-                    rows.append(_error_row(spec, n, b, dtype, f"build failed: {type(e).__name__}: {e}"))
-                    bar and bar.update(1)
-            continue
+        model = _models.build_model(spec, data_config, n, device=device)  # preflight built it already
         params = _models.count_params(model)
         variants = {}
         for dtype in cfg.dtypes:
@@ -256,19 +295,16 @@ def _measure(model, args, cfg: BenchConfig, dtype: str, device, b: int) -> dict:
         with torch.no_grad(), _autocast(dtype, device):
             return model(*args)
 
-    stats = _timing.time_fn(fn, repeats=cfg.repeats, warmup=cfg.warmup, device=device, max_seconds=cfg.max_seconds)
+    stats = _timing.measure(fn, warmup=cfg.warmup, min_run_time=cfg.min_run_time, max_run_time=cfg.max_seconds,
+                            threshold=cfg.iqr_threshold)
     out = dict(
         latency_ms=stats.median_s * 1e3, latency_iqr_ms=stats.iqr_s * 1e3, latency_q25_ms=stats.q25_s * 1e3,
-        latency_q75_ms=stats.q75_s * 1e3, repeats=stats.repeats, warmup=stats.warmup,
-        throughput=b / stats.median_s,
+        latency_q75_ms=stats.q75_s * 1e3, repeats=stats.repeats, calls_per_repeat=stats.calls_per_repeat,
+        warmup=stats.warmup, throughput=b / stats.median_s,
     )
     if cfg.measure_memory:
         out["peak_mem_mb"] = _memory.peak_memory_bytes(fn, device=device) / 2**20
     return out
-
-
-def _error_row(spec, n, b, dtype, msg) -> dict:
-    return dict(model=spec.name, N=n, batch=b, dtype=dtype, status=msg)
 
 
 def _row_line(r: dict) -> str:

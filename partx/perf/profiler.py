@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from partx.atomic import atomic_path
 from partx.perf import flops as _flops
 from partx.perf.roofline import DevicePeak, classify
 
@@ -155,9 +156,8 @@ def profile_model(model: nn.Module, args: tuple, peak: DevicePeak, iterations: i
         finally:
             ranges.remove()
     if trace_path is not None:
-        tmp = f"{trace_path}.tmp"
-        prof.export_chrome_trace(tmp)
-        os.replace(tmp, trace_path)
+        with atomic_path(trace_path) as tmp:
+            prof.export_chrome_trace(str(tmp))
 
     use_cuda = device.type == "cuda"
     # ---- per op
@@ -218,7 +218,7 @@ def breakdown_plot(result: ProfileResult, path, title: str = "", top: int = 15):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from partx.perf.report import atomic_savefig
+    from partx.plotting import save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(15, 7))
     ops = result.ops[:top][::-1]
@@ -234,6 +234,4 @@ def breakdown_plot(result: ProfileResult, path, title: str = "", top: int = 15):
         ax.tick_params(axis="y", labelsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    p = atomic_savefig(fig, path, dpi=80)
-    plt.close(fig)
-    return p
+    return save_figure(fig, path, dpi=80, quiet=True)

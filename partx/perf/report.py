@@ -1,7 +1,8 @@
-"""Benchmark and profile outputs: CSV, JSON, markdown tables and log-log plots, all written atomically.
+"""Benchmark and profile outputs: CSV, JSON, markdown tables (``tabulate``, GitHub pipes) and log-log plots.
 
-Every writer writes to a temporary file in the target directory and renames it into place, so a reader
-never sees a half-written file; each returns the path it wrote.
+Every writer goes through ``partx.atomic`` (temporary file renamed into place), so a reader never sees a
+half-written file; each returns the path it wrote. The CLIs also stage the whole output folder
+(``partx.atomic.atomic_dir``), so a failed run publishes nothing.
 """
 
 from __future__ import annotations
@@ -13,18 +14,16 @@ import math
 import os
 from pathlib import Path
 
-from partx.atomic import atomic_write  # noqa: F401  (re-exported for partx.perf users)
+from tabulate import tabulate
+
+from partx.atomic import atomic_write
 from partx.plotting import save_figure
 
 ROW_COLUMNS = [
     "model", "N", "batch", "dtype", "params", "macs", "flops", "scan_flops", "latency_ms", "latency_iqr_ms",
-    "throughput", "peak_mem_mb", "repeats", "warmup", "latency_ratio", "throughput_ratio", "macs_ratio",
+    "throughput", "peak_mem_mb", "repeats", "calls_per_repeat", "warmup", "latency_ratio", "throughput_ratio", "macs_ratio",
     "mem_ratio", "params_ratio", "speedup_vs_fp32", "status",
 ]
-
-
-def atomic_savefig(fig, path: str | os.PathLike, **kw) -> Path:
-    return save_figure(fig, path, quiet=True, **kw)
 
 
 def _json_default(o):
@@ -77,9 +76,10 @@ def _f(v, spec=".3g", none="–"):
 
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """GitHub pipe table; cells are printed as given (no number re-formatting), "|" inside a cell escaped."""
+    esc = lambda c: "" if c is None else str(c).replace("|", "\\|")  # noqa: E731
+    return tabulate([[esc(c) for c in row] for row in rows], headers=[esc(h) for h in headers], tablefmt="github",
+                    disable_numparse=True)
 
 
 def benchmark_markdown(result: dict, command: str | None = None) -> str:
@@ -92,8 +92,10 @@ def benchmark_markdown(result: dict, command: str | None = None) -> str:
     out += [
         f"Machine: {m.get('cpu_model')} ({m.get('cpu_count')} logical CPUs), torch {m.get('torch')}, "
         f"{m.get('threads')} threads, device `{cfg['device']}`" + (f" ({m['gpu']})" if m.get("gpu") else "") + ".",
-        f"Inputs: {'files ' + cfg['data_files'] if cfg.get('data_files') else 'synthetic'}, fill = {cfg['fill']}; "
-        f"repeats {cfg['repeats']} after {cfg['warmup']} warm-up calls (median; IQR = q75 - q25).",
+        f"Inputs: {'files ' + cfg['data_files'] if cfg.get('data_files') else 'synthetic'}, fill = {cfg['fill']}. "
+        f"Latency: torch.utils.benchmark adaptive autorange after {cfg['warmup']} warm-up call(s): blocks timed until "
+        f"IQR/median < {cfg['iqr_threshold']} after {cfg['min_run_time']} s, at most {cfg['max_seconds']} s per "
+        "configuration; median and IQR (q75 - q25) of the per-call block times.",
         "MACs per sample = FlopCounterMode FLOPs / 2 under the MATH SDPA backend (fp32 model; int8/bf16 rows reuse it). "
         "Peak memory: activations allocated by one forward (CPU: profiler allocator trace; CUDA: max_allocated).",
         "",
@@ -129,6 +131,27 @@ def benchmark_markdown(result: dict, command: str | None = None) -> str:
         out += [markdown_table(["model", "batch", "dtype", f"lat/{base} @ N min", f"lat/{base} @ N max", "N* fit",
                                 "N* interp", "verdict"], crows), ""]
     return "\n".join(out) + "\n"
+
+
+def profile_markdown(meta: dict, res) -> str:
+    """profile.md for a ``partx.perf.profiler.ProfileResult`` and the run's metadata (command, model, machine)."""
+    d = res.device
+    lines = [f"# Profile: {meta['model']} (N={meta['length']}, batch {meta['batch']}, {meta['dtype']})", "",
+             "```", meta["command"], "```", "",
+             f"Machine: {meta['machine'].get('cpu_model')}, {meta['machine'].get('threads')} threads, torch {meta['machine'].get('torch')}.",
+             f"Roofline device: {d['name']} — peak {d['peak_flops'] / 1e9:.1f} GFLOP/s, bandwidth {d['bandwidth'] / 1e9:.1f} GB/s, "
+             f"balance {d['balance_flop_per_byte']:.2f} FLOP/byte ({d['source']}).",
+             f"Total op self time per forward: {res.total_time_ms:.1f} ms (mean of {res.iterations}).", "",
+             "## Top ops (self time)", ""]
+    rows = [[o["op"], o["input_shapes"][:60], _f(o["calls"], ".0f"), _f(o["self_time_ms"], ".2f"), _f(100 * o["time_share"], ".1f"),
+             _f(o["flops"] / 1e6, ".1f"), _f(o["intensity"], ".1f"),
+             _f(o["achieved_flops"] / 1e9 if o["achieved_flops"] else None, ".1f"), o["bound"]] for o in res.ops]
+    lines += [markdown_table(["op", "input shapes", "calls", "ms", "%", "MFLOP", "FLOP/byte", "GFLOP/s", "bound"], rows), ""]
+    lines += ["## Modules (inclusive time)", ""]
+    rows = [[m["module"], m["type"], f"{m['params']:,}", _f(m["time_ms"], ".2f"), _f(100 * m["time_share"], ".1f"),
+             _f(m["flops"] / 2e6, ".1f")] for m in res.modules]
+    lines += [markdown_table(["module", "type", "params", "ms", "%", "MMAC"], rows), ""]
+    return "\n".join(lines) + "\n"
 
 
 def scaling_plots(result: dict, out_dir: str | os.PathLike, prefix: str = "scaling") -> list[Path]:
@@ -176,8 +199,7 @@ def scaling_plots(result: dict, out_dir: str | os.PathLike, prefix: str = "scali
         m = result["machine"]
         fig.suptitle(f"batch {b}, {dtype}, {result['config']['device']} ({m.get('cpu_model', '')}, {m.get('threads')} threads)", fontsize=14)
         fig.tight_layout()
-        paths.append(atomic_savefig(fig, Path(out_dir) / f"{prefix}_b{b}_{dtype}.png", dpi=80))
-        plt.close(fig)
+        paths.append(save_figure(fig, Path(out_dir) / f"{prefix}_b{b}_{dtype}.png", dpi=80, quiet=True))
     return paths
 
 

@@ -13,10 +13,11 @@ be overridden (``--peak-flops`` / ``--peak-bw``).
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import torch
+
+from partx.perf.timing import measure
 
 
 @dataclass
@@ -43,30 +44,20 @@ DEVICE_PEAKS: dict[str, DevicePeak] = {
 }
 
 
-def measure_cpu_peak(threads: int | None = None, n: int = 1024, copy_mb: int = 256, repeats: int = 5) -> DevicePeak:
-    """Measured fp32 matmul FLOP/s and copy bandwidth (read + write bytes) on this CPU; best of ``repeats``."""
-    old = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        torch.mm(a, b)
-        best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
-        flops = 2 * n**3 / best
-        src = torch.empty(copy_mb * 2**20 // 4)
-        dst = torch.empty_like(src)
-        dst.copy_(src)
-        best_c = min(_timed(lambda: dst.copy_(src)) for _ in range(repeats))
-        bw = 2 * src.numel() * 4 / best_c
-    finally:
-        torch.set_num_threads(old)
-    return DevicePeak("CPU (measured)", flops, bw, f"fp32 {n}^3 matmul + {copy_mb} MB copy, {threads or old} threads")
+def measure_cpu_peak(threads: int | None = None, n: int = 1024, copy_mb: int = 256, max_run_time: float = 2.0) -> DevicePeak:
+    """Measured fp32 matmul FLOP/s and copy bandwidth (read + write bytes) on this CPU.
 
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    Each is the fastest per-call block time of ``partx.perf.timing.measure`` (a peak, not a typical
+    value), with ``threads`` intra-op threads (default: the current setting).
+    """
+    threads = threads or torch.get_num_threads()
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = measure(lambda: torch.mm(a, b), max_run_time=max_run_time, threads=threads).min_s
+    src = torch.empty(copy_mb * 2**20 // 4)
+    dst = torch.empty_like(src)
+    best_c = measure(lambda: dst.copy_(src), max_run_time=max_run_time, threads=threads).min_s
+    return DevicePeak("CPU (measured)", 2 * n**3 / best, 2 * src.numel() * 4 / best_c,
+                      f"fp32 {n}^3 matmul + {copy_mb} MB copy, {threads} threads")
 
 
 def device_peak(name: str | None, peak_flops: float | None = None, peak_bw: float | None = None,

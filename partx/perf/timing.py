@@ -1,20 +1,27 @@
-"""Latency measurement: warm-up, repeats, robust statistics; CUDA-aware.
+"""Latency measurement through ``torch.utils.benchmark`` (median, IQR, accelerator sync, adaptive stop).
 
-CPU: ``time.perf_counter`` around each call. CUDA: one pair of CUDA events per call, with
-``torch.cuda.synchronize()`` before the first event and after the last, so asynchronous kernel launches
-are timed on the device (code path written for CUDA, untested in the session that wrote it: no GPU).
-Statistics are the median and the inter-quartile range (IQR = q75 - q25) over the repeats; with few
-repeats (CPU, large batches) the IQR is a rough spread only.
+``measure(fn, ...)`` wraps ``torch.utils.benchmark.Timer(...).adaptive_autorange``:
+
+* warm-up: ``warmup`` untimed calls of ours (compilation, lazy init, autotuning), then the Timer's own
+  block-size estimation, which also runs the statement untimed;
+* blocks of ``number_per_run`` calls are timed until the IQR / median of the per-call block times is
+  below ``threshold`` after at least ``min_run_time`` seconds and 4 blocks, or until ``max_run_time``
+  seconds have been spent (at least one block always runs);
+* the Timer's clock synchronises the accelerator before each reading (``torch.accelerator.synchronize``),
+  so asynchronous CUDA launches are timed end to end;
+* the Timer sets the intra-op thread count for the measurement; it defaults to 1, so the caller's
+  ``torch.get_num_threads()`` is passed explicitly.
+
+Statistics are the Measurement's median and quartiles of the per-call block times.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-import numpy as np
 import torch
+from torch.utils import benchmark
 
 
 @dataclass
@@ -24,7 +31,8 @@ class LatencyStats:
     q75_s: float
     mean_s: float
     min_s: float
-    repeats: int
+    repeats: int  # timed blocks
+    calls_per_repeat: int  # calls per block (the Timer's number_per_run)
     warmup: int
 
     @property
@@ -37,50 +45,25 @@ class LatencyStats:
         return d
 
 
-def summarize(samples_s, warmup: int = 0) -> LatencyStats:
-    a = np.asarray(samples_s, dtype=float)
-    if a.size == 0:
-        raise ValueError("no timing samples")
-    q25, med, q75 = np.percentile(a, [25, 50, 75])
-    return LatencyStats(float(med), float(q25), float(q75), float(a.mean()), float(a.min()), int(a.size), int(warmup))
+def from_measurement(m: benchmark.Measurement, warmup: int = 0) -> LatencyStats:
+    """LatencyStats of a ``torch.utils.benchmark.Measurement`` (per-call times)."""
+    q25, q75 = _quartiles(m.times)
+    return LatencyStats(m.median, q25, q75, m.mean, min(m.times), len(m.times), m.number_per_run, warmup)
 
 
-def time_fn(fn: Callable[[], object], repeats: int = 20, warmup: int = 5, device="cpu",
-            max_seconds: float | None = None) -> LatencyStats:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed; returns LatencyStats.
+def _quartiles(times) -> tuple[float, float]:
+    t = torch.tensor(times, dtype=torch.float64)
+    return t.quantile(0.25).item(), t.quantile(0.75).item()  # as Measurement.iqr computes them
 
-    ``max_seconds``: stop adding repeats once the timed loop has used this long (at least 3 repeats are
-    kept when ``repeats >= 3``); the number actually run is in ``LatencyStats.repeats``.
-    """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats}, {warmup}")
-    is_cuda = torch.device(device).type == "cuda"
+
+def measure(fn: Callable[[], object], warmup: int = 1, min_run_time: float = 0.2, max_run_time: float = 10.0,
+            threshold: float = 0.1, threads: int | None = None) -> LatencyStats:
+    """Time ``fn()`` (see the module docstring); ``threads`` defaults to ``torch.get_num_threads()``."""
+    if warmup < 0 or min_run_time < 0 or max_run_time <= 0 or threshold <= 0:
+        raise ValueError(f"need warmup >= 0, min_run_time >= 0, max_run_time > 0, threshold > 0; "
+                         f"got {warmup}, {min_run_time}, {max_run_time}, {threshold}")
     for _ in range(warmup):
         fn()
-    samples = []
-    if is_cuda:
-        torch.cuda.synchronize(device)
-        starts = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
-        ends = [torch.cuda.Event(enable_timing=True) for _ in range(repeats)]
-        t0 = time.perf_counter()
-        n = 0
-        for i in range(repeats):
-            starts[i].record()
-            fn()
-            ends[i].record()
-            n += 1
-            if max_seconds is not None and n >= min(3, repeats) and time.perf_counter() - t0 > max_seconds:
-                torch.cuda.synchronize(device)
-                if time.perf_counter() - t0 > max_seconds:
-                    break
-        torch.cuda.synchronize(device)
-        samples = [starts[i].elapsed_time(ends[i]) / 1e3 for i in range(n)]
-    else:
-        t0 = time.perf_counter()
-        for i in range(repeats):
-            t = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t)
-            if max_seconds is not None and len(samples) >= min(3, repeats) and time.perf_counter() - t0 > max_seconds:
-                break
-    return summarize(samples, warmup)
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads or torch.get_num_threads())
+    m = timer.adaptive_autorange(threshold=threshold, min_run_time=min_run_time, max_run_time=max_run_time)
+    return from_measurement(m, warmup)
