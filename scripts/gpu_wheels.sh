@@ -6,8 +6,7 @@
 # pytest, ... but not the packages below (partx's imports and their requirements, compared with that image's
 # package list). They are downloaded as cp312 manylinux wheels, --no-deps, at the versions pinned in
 # constraints.txt (the tested ones); mamba-ssm and causal-conv1d (the `gpu` extra; PyPI has sources only) as
-# sdists, built there by gpu_check.sh. flash-attn (also in the `gpu` extra) is left out: partx does not
-# import it, and its source build takes far longer than the check's budget.
+# sdists, built there by gpu_check.sh. (No flash-attn: partx's fused attention is torch SDPA / FlexAttention.)
 #
 #   bash scripts/gpu_wheels.sh            # -> .whl/*.whl, .whl/*.tar.gz (about 30 MB; the carry limit is 64 MiB)
 #   DRY_RUN=1 bash scripts/gpu_wheels.sh  # print the commands only

@@ -281,9 +281,7 @@ def test_rerun_skips_and_temp_not_complete(tiny, tmp_path):
     shutil.copytree(tiny, out)
     target = out / "Pythia" / schema.SPLITS[1] / "WToQQ_120.root"
     target.unlink()
-    from partx.datagen.io import tmp_path as tmp_name
-
-    tmp = tmp_name(target)
+    tmp = target.with_name(f".{target.stem}.x1y2z3.tmp.root")  # atomic_path's name for an unfinished file
     tmp.write_bytes(b"interrupted")  # a half-written file under its temporary name
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.root") if not p.name.startswith(".")}
     t0 = time.perf_counter()
@@ -291,7 +289,8 @@ def test_rerun_skips_and_temp_not_complete(tiny, tmp_path):
     assert target.exists() and time.perf_counter() - t0 < 20
     after = {p: p.stat().st_mtime_ns for p in before}
     assert after == before  # complete files were skipped
-    validate_dir(out)  # the stray temp file is ignored by the validator
+    assert not tmp.exists()  # the interrupted run's temp file was cleaned up
+    validate_dir(out)
     a, b = _arrays_of(target), _arrays_of(tiny / "Pythia" / schema.SPLITS[1] / "WToQQ_120.root")
     assert np.array_equal(ak.to_numpy(a["jet_pt"]), ak.to_numpy(b["jet_pt"]))
 

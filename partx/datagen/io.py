@@ -5,8 +5,8 @@ Jagged branches are grouped into records so that branches of equal length share 
 (``npart`` for ``part_*``, ``naux`` for ``aux_*``): the branch names come out exactly as in the schema
 (``part_px``, ``aux_genpart_eta``, ``aux_truth_match``) and a reader sees ``var * float32`` etc.
 
-A file is written under a hidden temporary name in the target directory and renamed with
-``os.replace`` only once it is closed, so a file with the final name is always complete.
+A file is written under a hidden temporary name in the target directory (``partx.atomic.atomic_path``)
+and renamed only once it is closed, so a file with the final name is always complete.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import numpy as np
 
 from partx.datagen import schema
 
-TMP_PREFIX = ".tmp-"
-
-
-def tmp_path(path: Path) -> Path:
-    return path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+def stale_temp_files(directory: Path) -> list[Path]:
+    """Temporary files an interrupted writer left in ``directory`` (``atomic_path``'s hidden names)."""
+    return sorted(directory.glob(".*.tmp.root"))
 
 
 def _group(arrays: dict[str, ak.Array | np.ndarray]) -> tuple[dict, dict]:
@@ -52,16 +50,10 @@ def write_jetclass(path: str | os.PathLike, arrays: dict) -> Path:
     """Write one JetClass file atomically; return its final path."""
     import uproot
 
+    from partx.atomic import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     data, mk = _group(arrays)
-    tmp = tmp_path(path)
-    try:
-        with uproot.recreate(tmp) as f:
-            tree = f.mktree(schema.TREE_NAME, mk)
-            tree.extend(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+        f.mktree(schema.TREE_NAME, mk).extend(data)
     return path

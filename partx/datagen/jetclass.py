@@ -215,10 +215,10 @@ def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "va
         raise ValueError(f"jets_per_class must be >= 1, got {jets_per_class}")
     tasks = plan(out_dir, jets_per_class, seed=seed, splits=splits, classes=classes, detector=detector, fast=fast)
     manifest = read_manifest(out_dir)
-    from partx.datagen.io import TMP_PREFIX
+    from partx.datagen.io import stale_temp_files
 
     for d in {t.path.parent for t in tasks if t.path.parent.is_dir()}:  # left by an interrupted run
-        for stale in d.glob(f"{TMP_PREFIX}*"):
+        for stale in stale_temp_files(d):
             stale.unlink(missing_ok=True)
     key = {t.path: t.path.relative_to(Path(out_dir) / "Pythia").as_posix() for t in tasks}
     todo = [t for t in tasks if not (t.path.exists() and _existing_matches(t, key[t.path], manifest))]

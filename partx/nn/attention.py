@@ -2,7 +2,7 @@
 
 Two implementations of the same function live side by side:
   * ``math``: explicit ``softmax(QK^T/sqrt(d) + U + pad) V``; the reference, and the only path that
-    can return attention weights (used by ``partx.interpret``);
+    can return attention weights (``record_weights``; the attention-map tools will read them);
   * ``sdpa``: ``F.scaled_dot_product_attention`` with U and padding folded into one float mask, as
     weaver-core's ParT does. On CUDA this dispatches to the memory-efficient kernel (the flash kernel
     takes no float mask; see ``partx.nn.flex_attention`` for a fused kernel that keeps U).

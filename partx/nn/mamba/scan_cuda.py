@@ -1,6 +1,6 @@
 """mamba-ssm's fused CUDA scans behind a guarded import: used only when CUDA and mamba-ssm are present.
 
-mamba-ssm cannot even be imported without its compiled extension (see DESIGN.md), so every import is
+mamba-ssm cannot even be imported without its compiled CUDA extension (docs/mamba.md), so every import is
 wrapped and ``available()`` says whether the fused path can run. The wrappers take exactly the
 arguments of ``scan_ref`` so the backends are interchangeable and a test can compare them.
 """
