@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from partx.atomic import atomic_dir  # noqa: E402
-from partx.cli import ArgumentParser, csv_list, run_main  # noqa: E402
+from partx.cli import ArgumentParser, csv_list, positive_int, run_main  # noqa: E402
 from partx.perf.harness import DTYPES, BenchConfig, BenchmarkError  # noqa: E402
 from partx import registry  # noqa: E402
 from partx.perf.models import parse_overrides  # noqa: E402
@@ -43,6 +43,13 @@ def _ints(name):
     return parse
 
 
+def _stem(text: str) -> str:
+    # the stem names files inside --out: a path ("../x") would write outside it, "" or ".x" hidden files
+    if not text or text.startswith(".") or "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(f"--stem must be a plain file name (no '/', not empty or hidden), got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="benchmark.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", type=csv_list, default=["ParT"], help=f"comma-separated: {', '.join(registry.names())} or network file paths")
@@ -60,15 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-run-time", type=float, default=0.2, help="seconds timed per configuration before it may stop")
     p.add_argument("--max-seconds", type=float, default=10.0, help="timed seconds per configuration at most (default 10)")
     p.add_argument("--iqr-threshold", type=float, default=0.1, help="stop timing once IQR / median is below this")
-    p.add_argument("--flops-batch", type=int, default=None,
+    p.add_argument("--flops-batch", type=positive_int, default=None,
                    help="jets used for the FLOP count (per-sample = total / jets); default 1 with --fill full, else 8")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads")
     p.add_argument("--baseline", default="ParT", help="model the ratios refer to ('none' for no ratios)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default="benchmarks/cpu", help="output directory")
-    p.add_argument("--stem", default="benchmark", help="output file stem")
+    p.add_argument("--stem", type=_stem, default="benchmark", help="output file stem (a plain file name)")
     return p
 
 

@@ -45,9 +45,12 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the metrics here")
     parser.add_argument("--title", default="", help="plot title")
     args = parser.parse_args(argv)
-    for out, what in ((args.plot, "plot file"), (args.json, "metrics file")):
-        if out is not None:
-            writable_file(out, what)
+    if args.json is not None:
+        writable_file(args.json, "metrics file")
+    if args.plot is not None:
+        from partx.plotting import plot_file
+
+        plot_file(args.plot)
     try:
         scores, labels, names = load_weaver_predictions(args.predictions)
         metrics = jet_metrics(scores, labels, names)

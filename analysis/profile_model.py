@@ -19,26 +19,39 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def _positive_float(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive finite number")
+    return value
+
+
 def build_parser():
-    from partx.cli import ArgumentParser
+    from partx.cli import ArgumentParser, non_negative_int, positive_int
 
     p = ArgumentParser(prog="profile_model.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)
-    p.add_argument("--length", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--length", type=positive_int, default=128)
+    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--data-config", default="data/JetClass/JetClass_full.yaml")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "int8", "bf16"])
     p.add_argument("--fill", default="full")
     p.add_argument("-o", "--model-option", action="append", default=[], metavar="[MODEL:]KEY=VALUE")
-    p.add_argument("--iterations", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--iterations", type=positive_int, default=3)
+    p.add_argument("--warmup", type=non_negative_int, default=2)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--device-peak", default=None, help="roofline device: cpu (measured; default on CPU), H100-SXM, H200, A100-SXM")
-    p.add_argument("--peak-flops", type=float, default=None, help="override peak FLOP/s")
-    p.add_argument("--peak-bw", type=float, default=None, help="override bandwidth in bytes/s")
-    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--peak-flops", type=_positive_float, default=None, help="override peak FLOP/s")
+    p.add_argument("--peak-bw", type=_positive_float, default=None, help="override bandwidth in bytes/s")
+    p.add_argument("--top", type=positive_int, default=25, help="rows of the op and module tables")
     p.add_argument("--out", default=None, help="output directory (default benchmarks/profile_<model>)")
     return p
 
@@ -57,13 +70,14 @@ def _main(argv: list[str] | None) -> int:
     from partx.perf import report as _report
     from partx.perf import roofline as _roof
 
-    if args.length < 1 or args.batch_size < 1 or args.iterations < 1 or args.warmup < 0:
-        raise UserError("--length, --batch-size and --iterations must be >= 1, --warmup >= 0")
     try:
         fill = _inputs.parse_fill(args.fill)
         kv = [item.split(":", 1)[1] if ":" in item.split("=", 1)[0] else item for item in args.model_option]
         spec = _models.resolve_model(args.model, args.checkpoint, _models.parse_overrides(kv))
-        device = torch.device(args.device)
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise ValueError(f"unknown --device {args.device!r}; use cpu or cuda") from None
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("--device cuda requested but CUDA is not available")
         if args.dtype == "int8" and device.type != "cpu":

@@ -14,7 +14,9 @@ registry's (a key given again wins). Finished (model, size) runs are skipped;
 ``--collect`` trains nothing and tabulates the finished runs of the grid.
 Outputs in --out: results.{csv,json,md}, training_size_study.png, runs/<model>_n<size>/ (weaver logs,
 checkpoints, predictions, metrics.json), views/n<size>/ (the symlinked dataset views).
-Exit status: 0 done, 1 a run failed, 2 bad arguments or inputs.
+Exit status: 0 done, 1 a run failed, 2 bad arguments or inputs (one ERROR line, partx.cli; checked
+before any training), 130 interrupted (Ctrl-C stops the running training; a re-run trains the
+unfinished run again and skips the finished ones).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import sys
 from pathlib import Path
 
 from partx import registry
+from partx.cli import ArgumentParser, run_main
 from partx.studies.training_size import (
-    DEFAULT_MODELS, REPO, RunFailed, StudyConfig, StudyError, run_study, validate, write_outputs,
+    DEFAULT_MODELS, REPO, RunFailed, StudyConfig, run_study, validate, write_outputs,
 )
 
 DEFAULT_DATA = {
@@ -35,12 +38,6 @@ DEFAULT_DATA = {
     1600: [REPO / "datasets/JetClass", REPO / "datasets/JetClass_study_800"],    # + 800 with --seed 1
 }
 DEFAULT_EVAL = REPO / "datasets/JetClass"
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse already exits 2; keep its message format
-        self.print_usage(sys.stderr)
-        self.exit(2, f"ERROR: {message}\n")
 
 
 def _data_spec(text: str) -> tuple[int, list[Path]]:
@@ -73,8 +70,8 @@ def _positive(text: str) -> int:
     return v
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = _Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+def _main(argv: list[str] | None = None) -> int:
+    p = ArgumentParser(prog="training_size_study.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--data", type=_data_spec, action="append", metavar="SIZE=DIR[,DIR...]",
                    help="training data of one size (repeat); default: " +
@@ -110,25 +107,26 @@ def main(argv: list[str] | None = None) -> int:
                       models=[m.strip() for m in args.models.split(",") if m.strip()], model_opts=opts,
                       epochs=args.epochs, features=args.features, batch_size=args.batch_size, title=args.title,
                       repeats=args.repeats)
+    specs, sets, ev = validate(cfg)  # StudyError: a partx.cli.UserError, one line and exit 2
+    if args.check:
+        print(f"eval: {ev.dir} ({ev.n_val} val / {ev.n_test} test jets)")
+        for sd in sets:
+            print(f"size {sd.size}: {sd.n_train} train jets from {', '.join(map(str, sd.dirs))}")
+        for s in specs:
+            print(f"model {s.name}: train_JetClass.sh {s.name} {args.features} {shlex.join(s.opts)} (options: {s.options})")
+        return 0
     try:
-        specs, sets, ev = validate(cfg)
-        if args.check:
-            print(f"eval: {ev.dir} ({ev.n_val} val / {ev.n_test} test jets)")
-            for sd in sets:
-                print(f"size {sd.size}: {sd.n_train} train jets from {', '.join(map(str, sd.dirs))}")
-            for s in specs:
-                print(f"model {s.name}: train_JetClass.sh {s.name} {args.features} {shlex.join(s.opts)} (options: {s.options})")
-            return 0
         records = run_study(cfg, quiet=args.quiet, train=not args.collect)
-    except StudyError as err:
-        print(f"ERROR: {err}", file=sys.stderr)
-        return 2
     except RunFailed as err:
         print(f"ERROR: {err}", file=sys.stderr)
         return 1
     paths = write_outputs(records, args.out, args.title, plot=False)
     print(open(paths["md"]).read(), end="")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

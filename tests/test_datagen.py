@@ -197,7 +197,7 @@ def test_validator_conventions(good_file, tmp_path):
     (["jetclass", "--out", "{tmp}/o", "--workers", "0"], "0 is not a positive integer"),
     (["jetclass", "--out", "{tmp}/o", "--classes", "Foo"], "unknown class(es) Foo"),
     (["jetclass", "--out", "{tmp}/afile"], "exists and is not a directory"),
-    (["validate", "{tmp}/nothing"], "no .root files found"),
+    (["validate", "{tmp}/nothing"], "does not exist"),
     (["validate", "{tmp}", "--plot", "{tmp}"], "is a directory"),
     (["trackml"], "invalid choice: 'trackml'"),
 ])

@@ -88,7 +88,7 @@ def test_study_outputs_and_skip(data, tmp_path, monkeypatch):
     """2 models x 2 sizes with train_JetClass.sh faked: one row per (model, size), finished runs skipped."""
     a, b = data
     out = tmp_path / "study"
-    monkeypatch.setattr(ts.subprocess, "run", _fake_train_script(out / "views"))
+    monkeypatch.setattr(ts, "run_training", _fake_train_script(out / "views"))
     monkeypatch.setattr(ts, "TENSORBOARD_ROOT", tmp_path / "runs")
     cfg = ts.StudyConfig(data={N: [b], 2 * N: [a, b]}, eval_dir=a, out_dir=out, models=["ParT-demo", "PFN"],
                          epochs=1, features="kin", batch_size=16)
@@ -117,7 +117,7 @@ def test_study_outputs_and_skip(data, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(ts.subprocess, "run", no_training)
+    monkeypatch.setattr(ts, "run_training", no_training)
     again = ts.run_study(cfg, quiet=True)  # everything finished: nothing is trained
     assert [r["accuracy"] for r in again] == [r["accuracy"] for r in records]
     cfg.models = ["ParT-demo", "PFN", "PN"]  # --collect: tabulate the finished runs, train none of the missing

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
-from partx.cli import ArgumentParser, UserError, csv_list, positive_int, run_main, writable_dir
+from partx.cli import ArgumentParser, UserError, csv_list, non_negative_int, positive_int, run_main, writable_dir
 
 #: --splits accepts the short names and the real dataset's directory names
 _SPLIT_ALIASES = {"train": "train", "val": "val", "test": "test",
@@ -39,6 +39,8 @@ def _jetclass(args) -> int:
     if n is None:
         n = jetclass.PRESETS[args.preset or "tiny"]
     splits = _splits(args.splits)
+    if args.classes is not None and not args.classes:
+        raise UserError(f"--classes is empty: give comma-separated file stems from {', '.join(schema.STEMS)}")
     unknown = [c for c in args.classes or [] if c not in schema.STEMS]
     if unknown:
         raise UserError(f"unknown class(es) {', '.join(unknown)}: choose from {', '.join(schema.STEMS)}")
@@ -59,11 +61,16 @@ def _jetclass(args) -> int:
 
 
 def _validate(args) -> int:
-    from partx.cli import writable_file
+    from pathlib import Path
+
     from partx.datagen.validate import SchemaError, plot_summary, validate_dir
 
     if args.plot:
-        writable_file(args.plot, "plot file")
+        from partx.plotting import plot_file
+
+        plot_file(args.plot)
+    if not Path(args.dir).exists():
+        raise UserError(f"{args.dir} does not exist (give a JetClass directory or a .root file)")
     try:
         summary = validate_dir(args.dir)
     except (SchemaError, FileNotFoundError) as exc:
@@ -82,7 +89,7 @@ def _add_jetclass(sub) -> None:
     j.add_argument("--preset", choices=("tiny", "small"), default=None,
                    help="tiny: 24 train jets/class (<1 min on 2 cores); small: 800 (README demo)")
     j.add_argument("--workers", type=positive_int, default=1, help="parallel processes over (class, split, file)")
-    j.add_argument("--seed", type=int, default=0)
+    j.add_argument("--seed", type=non_negative_int, default=0, help="random seed (>= 0; default 0)")
     j.add_argument("--fast", action="store_true", help="switch multi-parton interactions off (~2x faster, no UE)")
     j.add_argument("--no-detector", action="store_true", help="generator-level particles instead of Delphes-lite E-flow")
     j.add_argument("--splits", default="train,val,test",

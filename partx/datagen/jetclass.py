@@ -6,10 +6,12 @@ File numbers follow the real dataset: train files count from 000, test from 100,
 ``VAL_FRACTION`` / ``TEST_FRACTION`` of it (rounded up). Files hold at most ``JETS_PER_FILE`` jets.
 
 Provenance: ``<out>/Pythia/partx_datagen.json`` records the parameters of every file written (jets,
-seed, detector, fast). A re-run skips a finished file only when it was made with the same parameters,
-and refuses (``GenerationMismatch``) when it was not: a rerun with another size or seed never keeps old
-files while reporting the new size. A file without a record (e.g. written before records existed) is
-accepted when its jet count is the planned one.
+seed, detector, fast) and its size in bytes. A re-run skips a finished file only when it was made with
+the same parameters, and refuses (``GenerationMismatch``) when it was not: a rerun with another size or
+seed never keeps old files while reporting the new size. A recorded file whose size changed since it
+was written (a damaged or half-copied file) is generated again (same seed, same jets). A file without
+a record (e.g. written before records existed) is accepted when it reads and its jet count is the
+planned one. A re-run says how many finished files it keeps (resuming an interrupted run).
 
 Determinism: every file has its own ``numpy.random.SeedSequence((seed, class, split, file))``; it
 seeds Pythia (one seed per variant) and the detector RNG. The same arguments give identical arrays,
@@ -70,7 +72,12 @@ class GenerationMismatch(ValueError):
 
 
 def _record(task: FileTask) -> dict:
+    """The generation parameters of a file (what must match for a re-run to keep it)."""
     return {"jets": task.n_jets, "seed": task.seed, "detector": task.detector, "fast": task.fast}
+
+
+#: manifest entries also hold the file size ("bytes"); it identifies a damaged file, not a parameter
+_SIZE = "bytes"
 
 
 def _manifest_path(out_dir) -> Path:
@@ -82,9 +89,13 @@ def read_manifest(out_dir) -> dict[str, dict]:
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise GenerationMismatch(f"{path}: unreadable generation record ({err}); remove it to regenerate") from None
+    if not isinstance(manifest, dict) or not all(isinstance(v, dict) for v in manifest.values()):
+        raise GenerationMismatch(f"{path}: not a partx generation record (expected {{file: parameters}}); "
+                                 "remove it to regenerate")
+    return manifest
 
 
 def _write_manifest(out_dir, manifest: dict[str, dict]) -> None:
@@ -93,19 +104,30 @@ def _write_manifest(out_dir, manifest: dict[str, dict]) -> None:
     atomic_write(_manifest_path(out_dir), json.dumps(dict(sorted(manifest.items())), indent=1))
 
 
-def _existing_matches(task: FileTask, key: str, manifest: dict) -> bool:
-    """True if the finished file of ``task`` was made with its parameters; raise if it was not."""
+def _existing_matches(task: FileTask, key: str, manifest: dict, log) -> bool:
+    """True if the finished file of ``task`` was made with its parameters and is intact; False if it was
+    damaged since (to be generated again); raise GenerationMismatch if it was made with other parameters."""
     if key in manifest:
-        if manifest[key] == _record(task):
+        params = {k: v for k, v in manifest[key].items() if k != _SIZE}
+        if params == _record(task):
+            size, recorded = task.path.stat().st_size, manifest[key].get(_SIZE)
+            if recorded is not None and size != recorded:
+                log(f"{task.path}: {size} bytes on disk, {recorded} when generated (damaged or half-copied): "
+                    "generating it again")
+                return False
             return True
-        old = ", ".join(f"{k}={v}" for k, v in manifest[key].items())
+        old = ", ".join(f"{k}={v}" for k, v in params.items())
         new = ", ".join(f"{k}={v}" for k, v in _record(task).items())
         raise GenerationMismatch(f"{task.path} was generated with {old}, not {new}: choose another --out, "
                                  "or delete the old files to regenerate them")
     import uproot
 
-    with uproot.open(task.path) as f:  # no record (older partx): accept a file of the planned size
-        n = f[schema.TREE_NAME].num_entries
+    try:  # no record (older partx): accept a readable file of the planned size
+        with uproot.open(task.path) as f:
+            n = f[schema.TREE_NAME].num_entries
+    except Exception as err:  # noqa: BLE001 - uproot raises many types for a truncated or foreign file
+        raise GenerationMismatch(f"{task.path} is not a readable JetClass file ({type(err).__name__}: "
+                                 f"{' '.join(str(err).split())}); delete it to regenerate it") from None
     if n != task.n_jets:
         raise GenerationMismatch(f"{task.path} holds {n} jets, not the {task.n_jets} asked for: choose another --out, "
                                  "or delete the old files to regenerate them")
@@ -205,11 +227,12 @@ def _run_task(task: FileTask) -> tuple[Path, int, float]:
 
 
 def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "val", "test"), classes=None,
-             detector=True, fast=False, progress=True) -> list[Path]:
+             detector=True, fast=False, progress=True, log=print) -> list[Path]:
     """Generate (or complete) a JetClass-format dataset; returns the paths of all planned files.
 
     Files that already exist under their final name are complete (written atomically) and skipped if
     they were made with the same parameters; otherwise GenerationMismatch is raised before any work.
+    ``log`` receives one line on what a re-run keeps, and one per damaged file generated again.
     """
     if int(jets_per_class) < 1:
         raise ValueError(f"jets_per_class must be >= 1, got {jets_per_class}")
@@ -221,15 +244,24 @@ def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "va
         for stale in stale_temp_files(d):
             stale.unlink(missing_ok=True)
     key = {t.path: t.path.relative_to(Path(out_dir) / "Pythia").as_posix() for t in tasks}
-    todo = [t for t in tasks if not (t.path.exists() and _existing_matches(t, key[t.path], manifest))]
+    todo = [t for t in tasks if not (t.path.exists() and _existing_matches(t, key[t.path], manifest, log))]
+    if len(todo) < len(tasks):
+        kept = len(tasks) - len(todo)
+        log(f"resuming: {kept} of {len(tasks)} files already generated with these parameters are kept"
+            + (f", {len(todo)} to generate" if todo else "; nothing to generate"))
     records = {key[t.path]: _record(t) for t in tasks}
-    adopted = {k: records[k] for k in key.values() if k not in manifest and (Path(out_dir) / "Pythia" / k).exists()}
+
+    def record(path: Path) -> dict:
+        return {**records[key[path]], _SIZE: path.stat().st_size}
+
+    adopted = {key[t.path]: record(t.path) for t in tasks
+               if key[t.path] not in manifest and t.path.exists() and t not in todo}
     if adopted:
         manifest.update(adopted)
         _write_manifest(out_dir, manifest)
 
     def done(path: Path) -> None:
-        manifest[key[path]] = records[key[path]]
+        manifest[key[path]] = record(path)
         _write_manifest(out_dir, manifest)
 
     todo.sort(key=lambda t: -t.n_jets * _COST.get(t.stem, 1.0))
@@ -263,6 +295,13 @@ def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "va
                     if bar is not None:
                         bar.set_postfix_str(path.name)
                         bar.update()
+    except BaseException:
+        # the pool's workers were terminated mid-file: their hidden temporary files are removed here
+        # (a rerun would remove them too); finished files and their records stay
+        for d in {t.path.parent for t in todo if t.path.parent.is_dir()}:
+            for stale in stale_temp_files(d):
+                stale.unlink(missing_ok=True)
+        raise
     finally:
         if bar is not None:
             bar.close()

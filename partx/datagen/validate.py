@@ -2,7 +2,8 @@
 
 ``validate_file`` / ``validate_dir`` raise :class:`SchemaError` with ONE message naming the file,
 the branch and the problem: missing branch, wrong dtype, wrong tree name, RNTuple instead of a
-classic TTree, empty file, NaN/inf, zero or several true labels for a jet. On success
+classic TTree, empty file, a branch that cannot be read (truncated or corrupt file), NaN/inf, zero
+or several true labels for a jet. On success
 ``validate_dir`` returns a per-class :class:`Summary`; ``plot_summary`` draws the jet soft-drop mass
 and the constituent multiplicity per class.
 """
@@ -74,6 +75,20 @@ def _dtype_of(branch) -> tuple[str, bool]:
     raise SchemaError(f"{branch.file.file_path}: branch {branch.name!r}: unsupported interpretation {interp}")
 
 
+def _read_branch(path: Path, branch) -> ak.Array:
+    """Every basket of ``branch``: a truncated or corrupt file fails here, naming the branch.
+
+    uproot opens a truncated file from its header and directory alone; only reading the baskets finds
+    the missing bytes. (A truncation after the last basket, which only the TFile end marker reveals, is
+    for partx.preflight's integrity check; see tests/test_bad_inputs_tools.py.)
+    """
+    try:
+        return branch.array(library="ak")
+    except Exception as exc:  # noqa: BLE001 - uproot raises OSError, DeserializationError, ValueError, ...
+        raise SchemaError(f"{path}: branch {branch.name!r}: cannot be read, the file is truncated or corrupt "
+                          f"({exc.__class__.__name__}: {' '.join(str(exc).split())})") from None
+
+
 def _expected(t: str) -> tuple[str, bool]:
     return (t.split()[-1], True) if t.startswith("var * ") else (t, False)
 
@@ -113,7 +128,7 @@ def validate_file(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
             if got != want or got_jag != want_jag:
                 raise SchemaError(f"{path}: branch {br!r}: wrong type {'var * ' if got_jag else ''}{got}, "
                                   f"expected {t}")
-        arrays = tree.arrays(list(schema.branch_types()), library="ak")
+        arrays = {br: _read_branch(path, tree[br]) for br in schema.branch_types()}
     for br, t in schema.branch_types().items():
         if t.split()[-1].startswith("float"):
             flat = ak.to_numpy(ak.flatten(arrays[br], axis=None))

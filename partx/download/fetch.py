@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -20,6 +21,14 @@ def check_checksums(files: Sequence[RemoteFile], checksums: Mapping[str, str]) -
     if unknown:
         raise UsageError(f"--checksum for file(s) not being downloaded: {', '.join(unknown)}; "
                          f"choose from: {', '.join(f.name for f in files)}")
+
+
+def check_mirror(mirror: str) -> None:
+    """A mirror the transport cannot use (no scheme, ftp://, a bare path) would fail only at the first
+    download, as a network error: refuse it as a bad request instead."""
+    parts = urllib.parse.urlsplit(mirror)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"mirror {mirror!r} (--mirror or ${MIRROR_ENV}) is not an http:// or https:// URL")
 
 
 def fetch_dataset(
@@ -53,12 +62,14 @@ def fetch_dataset(
     files = spec.select(subsets)
     checksums = dict(checksums or {})
     check_checksums(files, checksums)
+    if mirror is None:
+        mirror = os.environ.get(MIRROR_ENV) or None
+    if mirror is not None:
+        check_mirror(mirror)
     # user errors (partx.cli.UserError: one line, exit 2) surface here, before any download
     if env_file is not None:  # before the data directory, which writable_dir creates
         writable_file(os.path.realpath(env_file), "env file")  # written at its target if a link
     dsdir = writable_dir(Path(data_dir).expanduser().resolve() / spec.name, "data directory")
-    if mirror is None:
-        mirror = os.environ.get(MIRROR_ENV) or None
 
     log(f"{spec.name}: {len(files)} file(s) -> {dsdir}")
     if spec.notes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ def load_weaver_predictions(patterns: list[str], tree: str = "Events") -> tuple[
     """
     import uproot
 
-    files = sorted({f for p in patterns for f in (glob.glob(p) or ([p] if Path(p).exists() else []))})
+    matched = [f for p in patterns for f in (glob.glob(p) or ([p] if Path(p).exists() else []))]
+    # one file named twice (a glob and its path, ./x and x) must not count its jets twice
+    files = sorted({os.path.realpath(f): f for f in matched}.values())
     if not files:
         raise PredictionFileError(f"no prediction file matches {' '.join(patterns)}")
     scores, labels, names = [], [], None

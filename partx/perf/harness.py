@@ -85,6 +85,8 @@ def validate(cfg: BenchConfig) -> list[_models.ModelSpec]:
                              f"{cfg.warmup}, {cfg.min_run_time}, {cfg.max_seconds}, {cfg.iqr_threshold}")
     if cfg.threads is not None and cfg.threads < 1:
         raise BenchmarkError(f"--threads must be >= 1, got {cfg.threads}")
+    if cfg.flops_batch is not None and cfg.flops_batch < 1:
+        raise BenchmarkError(f"--flops-batch must be >= 1 jet, got {cfg.flops_batch}")
     try:
         cfg.fill = _inputs.parse_fill(cfg.fill)
     except ValueError as e:
@@ -112,7 +114,26 @@ def validate(cfg: BenchConfig) -> list[_models.ModelSpec]:
 
         if not glob.glob(cfg.data_files):
             raise BenchmarkError(f"--data-files {cfg.data_files!r} matches no file")
+        from partx.preflight import PreflightError, check_files
+
+        try:  # every file opened, every branch the data config reads present (the training preflight)
+            check_files(cfg.data_config, [cfg.data_files], test_only=True)
+        except PreflightError as e:
+            raise BenchmarkError(f"--data-files: {e}") from None
     return specs
+
+
+def check_data_files(cfg: BenchConfig) -> None:
+    """Read one batch of ``--data-files`` jets before anything is measured: a file weaver cannot read, or
+    inputs that come out non-finite, raise BenchmarkError (a benchmark of garbage inputs is no result)."""
+    try:
+        batch = _inputs.file_inputs(cfg.data_config, cfg.data_files, min(cfg.lengths), 1)
+    except Exception as e:  # noqa: BLE001 - weaver/uproot/awkward raise many types for an unusable file
+        raise BenchmarkError(f"--data-files {cfg.data_files!r} cannot be read: {_one_line(e)}") from None
+    bad = [name for name, x in batch.items() if not torch.isfinite(x).all()]
+    if bad:
+        raise BenchmarkError(f"--data-files {cfg.data_files!r}: non-finite (NaN/inf) values in input(s) "
+                             f"{', '.join(bad)} after weaver's preprocessing")
 
 
 def load_data_config(path: str):
@@ -204,6 +225,8 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, log=print) -> BenchRe
     specs = validate(cfg)
     data_config = load_data_config(cfg.data_config)
     preflight(specs, cfg.lengths, data_config)
+    if cfg.data_files:
+        check_data_files(cfg)
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

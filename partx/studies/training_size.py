@@ -15,7 +15,11 @@ demo; models, their options, learning rates and optimizer come from partx.regist
 weaver's text log: the study times each run itself, and reads the per-epoch validation accuracy
 (weaver's validation metric for classification) and the epoch wall times from the TensorBoard
 scalars weaver writes (``Acc/eval (epoch)``, ``Acc/train (epoch)``). A run is finished when its
-``metrics.json`` exists (written atomically, last), so a re-run skips it.
+``metrics.json`` exists (written atomically, last), so a re-run skips it; an unfinished run (stopped by
+Ctrl-C or a failure) is trained again from the start, and the re-run says so. Every training and
+evaluation file is checked by ``partx.preflight`` (the training launcher's check) before any training.
+Ctrl-C stops the training it is running (its own process group: SIGINT, then SIGKILL after
+``STOP_GRACE_S``), so no weaver process outlives the study.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -38,6 +43,7 @@ from tabulate import tabulate
 
 from partx import registry
 from partx.atomic import atomic_write
+from partx.cli import UserError, writable_dir
 from partx.dataset_layouts import JETCLASS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,8 +62,12 @@ FEATURES = JETCLASS.features
 _FILE_RE = re.compile(r"^(?P<stem>[A-Za-z0-9]+)_(?P<num>\d+)\.root$")
 
 
-class StudyError(ValueError):
-    """Bad arguments or inputs (the CLI exits 2)."""
+#: seconds a training gets to stop after Ctrl-C before its process group is killed
+STOP_GRACE_S = 30.0
+
+
+class StudyError(UserError, ValueError):
+    """Bad arguments or inputs (partx.cli: one line, exit 2)."""
 
 
 class RunFailed(RuntimeError):
@@ -180,6 +190,18 @@ class EvalData:
     n_test: int
 
 
+def check_files(features: str, files: list[Path]) -> None:
+    """The training launcher's file check (partx.preflight: readable, the tree and every branch the data
+    config of ``features`` needs) on the study's files, before the first training instead of in each."""
+    from partx.preflight import PreflightError
+    from partx.preflight import check_files as preflight_files
+
+    try:
+        preflight_files(str(REPO / JETCLASS.data_config.format(features=features)), [str(f) for f in files])
+    except PreflightError as err:
+        raise StudyError(str(err)) from None
+
+
 def check_eval_data(eval_dir: Path, train_sets: list[SizeData]) -> EvalData:
     eval_dir = Path(eval_dir)
     counts = {}
@@ -262,6 +284,35 @@ def run_name(model: str, size: int, repeat: int = 0) -> str:
     return f"{model}_n{size}" + (f"_r{repeat}" if repeat else "")
 
 
+def run_training(cmd: list[str], cwd=None, env=None, stdout=None, stderr=None) -> subprocess.CompletedProcess:
+    """``subprocess.run`` of one training in its own process group, stopped as a whole on Ctrl-C.
+
+    ``subprocess.run`` would SIGKILL only ``bash train_JetClass.sh`` on KeyboardInterrupt and orphan its
+    weaver process; here the group gets SIGINT (weaver's own clean stop), then SIGKILL after
+    ``STOP_GRACE_S`` seconds, and the interrupt is re-raised once the group is gone.
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+    try:
+        return subprocess.CompletedProcess(cmd, proc.wait())
+    except BaseException:
+        _stop_group(proc)
+        raise
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=STOP_GRACE_S)
+    except (ProcessLookupError, subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass  # gone already / too slow / a second Ctrl-C: kill below
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group (weaver workers)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
 def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: Path, *, epochs: int,
             features: str = "full", batch_size: int = BATCH_SIZE, dataopts: str = DATAOPTS,
             python: str | None = None, quiet: bool = False, train: bool = True, repeat: int = 0) -> dict | None:
@@ -273,7 +324,12 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
     run_dir = Path(out_dir) / "runs" / run_name(spec.name, data.size, repeat)
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
-        rec = json.loads(metrics_path.read_text())
+        try:
+            rec = json.loads(metrics_path.read_text())
+        except (OSError, ValueError) as err:
+            raise StudyError(f"{metrics_path}: unreadable ({err}); remove it to train this run again") from None
+        if not isinstance(rec, dict):
+            raise StudyError(f"{metrics_path}: not a study record; remove it to train this run again")
         want = {"model_options": spec.options, "n_train": data.n_train, "epochs": epochs,
                 "batch_size": batch_size, "features": features}
         diff = {k: (rec.get(k), v) for k, v in want.items() if rec.get(k) != v}
@@ -288,6 +344,9 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
             print(f"[miss] {spec.name} n={data.size}: not run (no {metrics_path})", flush=True)
         return None
     if run_dir.exists():  # an unfinished run: start clean so no stale prediction is mixed in
+        if not quiet:
+            print(f"[redo] {spec.name} n={data.size}: unfinished run in {run_dir} (interrupted or failed) "
+                  "removed; training it again", flush=True)
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     env = dict(os.environ, DATADIR_JetClass=str(Path(view).resolve()), NUM_EPOCHS=str(epochs),
@@ -307,7 +366,7 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
     with open(run_dir / "stdout.log", "w") as logf:
         logf.write(shlex.join(cmd) + "\n")
         logf.flush()
-        res = subprocess.run(cmd, cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        res = run_training(cmd, cwd=REPO, env=env, stdout=logf, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
     tensorboard = _collect_tensorboard(tb_comment, run_dir)
     if res.returncode != 0:
@@ -480,6 +539,8 @@ def validate(cfg: StudyConfig) -> tuple[list[ModelSpec], list[SizeData], EvalDat
         raise StudyError(f"evaluation data directory {cfg.eval_dir} does not exist")
     sets = [check_size_data(s, cfg.data[s]) for s in sorted(cfg.data)]
     ev = check_eval_data(cfg.eval_dir, sets)
+    eval_files = [f for split in (VAL, TEST) for fs in split_files(Path(cfg.eval_dir) / SAMPLE / split).values() for f in fs]
+    check_files(cfg.features, [f for sd in sets for fs in sd.files.values() for f in fs] + eval_files)
     return specs, sets, ev
 
 
@@ -487,7 +548,7 @@ def run_study(cfg: StudyConfig, quiet: bool = False, train: bool = True) -> list
     """Run every (model, size) of ``cfg`` that is not finished and write the outputs. ``train=False``
     only tabulates the finished runs of the grid (missing ones are left out and reported)."""
     specs, sets, ev = validate(cfg)
-    out = Path(cfg.out_dir)
+    out = writable_dir(cfg.out_dir)  # before any training: a file or a read-only folder is a user error
     records = []
     for sd in sets:
         view = build_view(out / "views" / f"n{sd.size}", sd, ev.dir)
