@@ -6,7 +6,7 @@
 
 A thin CLI over ``partx.perf.harness``; see docs/benchmarks.md. Bad arguments, an unreadable or
 mismatched checkpoint, a model that cannot be built and an unwritable --out exit with status 2 and one
-error line before anything is measured. Outputs are staged in a hidden folder beside --out and moved
+error line before anything is measured. Outputs are staged in a hidden folder in (or beside) --out and moved
 into it only when complete: a failed or interrupted run (Ctrl-C: one line, status 130) leaves --out as
 it was.
 """

@@ -6,7 +6,7 @@
 Writes trace.json (chrome://tracing, Perfetto or TensorBoard), profile.json, ops.csv, modules.csv,
 profile.md and time_breakdown.png to --out and prints each path. A thin CLI over partx.perf.profiler.
 Bad arguments, an unreadable or mismatched checkpoint and an unwritable --out exit with status 2 and one
-line before any work; the files are staged beside --out and moved in only when all are complete.
+line before any work; the files are staged in a hidden folder in (or beside) --out and moved in only when all are complete.
 """
 
 from __future__ import annotations

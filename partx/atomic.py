@@ -8,7 +8,8 @@ system, renamed into place only on success and removed on any exception, Keyboar
   ``savefig``, ``torch.save``, ``uproot.recreate``, ``torch.profiler``'s ``export_chrome_trace``).
 * ``atomic_dir(path)``: a temporary folder for outputs written as a set (benchmark and profile folders,
   predictions). ``merge=False`` swaps the whole folder in; ``merge=True`` moves its entries into an
-  existing folder that holds other results too, each entry by one rename.
+  existing folder that holds other results too, each entry by one rename (staged inside that folder,
+  so the renames never cross a mount point and a read-only folder fails on entry, not after the work).
 
 Temporary names start with "." (hidden from ``*`` globs) and keep the final suffix, so writers that
 choose a format by suffix (``.png``, ``.json.gz``) still do. Files and folders get the permissions of
@@ -97,9 +98,12 @@ def atomic_dir(path: str | os.PathLike, *, merge: bool = False) -> Iterator[Path
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UnwritableOutput(f"{path} exists and is not a directory")
+    # merging into an existing folder: stage inside it; rename(2) fails across mount points (EXDEV), and a
+    # folder that is itself read-only while its parent is not would only fail at the end, after the work
+    stage_in = path if merge and path.is_dir() else path.parent
     with _unwritable(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+        tmp = Path(tempfile.mkdtemp(dir=stage_in, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
@@ -117,6 +121,9 @@ def _unwritable(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as e:
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():  # mkdir says "File exists" / "Not a directory"
+            raise UnwritableOutput(f"cannot write {path}: {blocker} exists and is not a directory") from e
         raise UnwritableOutput(f"cannot write {path}: {e.strerror or e} ({e.filename or path.parent})") from e
 
 

@@ -4,9 +4,11 @@ Factories make a damaged copy of a good file (0-byte, half-truncated, tail-trunc
 renamed branch, NaN/inf in a branch, a zero-particle jet, a missing branch); ``run`` runs a command
 line, optionally with some directories mounted read-only (root ignores chmod, so a bind mount in a
 private mount namespace is the only honest read-only test; ``readonly_supported()`` says whether this
-machine allows it); ``assert_user_error`` checks the discipline of partx.cli (exit 2, one ``ERROR:``
-line naming the problem, no traceback); ``snapshot`` lets a test assert that a good output is
-byte-identical after a failed run.
+machine allows it); ``call`` runs a ``main(argv)`` in-process with the same result type (for cases
+where a fresh process changes nothing); ``interrupt`` sends Ctrl-C to a command's process group once
+it has started its work; ``assert_user_error`` checks the discipline of partx.cli (exit 2, one
+``ERROR:`` line naming the problem, no traceback); ``snapshot`` lets a test assert that a good output
+is byte-identical after a failed run; ``prediction_file`` writes a weaver ``--predict-output`` file.
 
     from bad_inputs import BadRoot, assert_user_error, run, snapshot
 """
@@ -17,9 +19,12 @@ import functools
 import hashlib
 import os
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import awkward as ak
 import numpy as np
@@ -139,6 +144,61 @@ def run(cmd: list[str], *, readonly: list[Path] = (), cwd: Path = REPO, env: dic
         mounts = " && ".join(f"mount --bind -o ro {shlex.quote(str(p))} {shlex.quote(str(p))}" for p in readonly)
         cmd = ["unshare", "-rm", "sh", "-c", f"{mounts} && exec {shlex.join(map(str, cmd))}"]
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def call(main: Callable[[list[str]], int], argv: list[str], capsys) -> subprocess.CompletedProcess:
+    """``main(argv)`` in this process (argparse's SystemExit included), as ``run`` would report it."""
+    capsys.readouterr()
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, code, out.out, out.err)
+
+
+def interrupt(cmd: list[str], started: Callable[[], bool], *, cwd: Path = REPO, env: dict | None = None,
+              start_timeout: float = 120, stop_timeout: float = 15) -> tuple[subprocess.CompletedProcess, float]:
+    """Start ``cmd`` in its own process group, send SIGINT to the group (a terminal's Ctrl-C) once
+    ``started()`` is true; return its result and the seconds it took to exit after the signal.
+
+    Fails if the command ends before ``started()`` or is still running ``stop_timeout`` s after SIGINT
+    (then the group is killed).
+    """
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not started():
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"ended (exit {proc.returncode}) before its work started:\n{(out + err)[-3000:]}")
+            assert time.monotonic() < deadline, "its work never started"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        out, err = proc.communicate(timeout=stop_timeout)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err), time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+
+
+def prediction_file(path: Path, labels: np.ndarray, names: list[str], drop: str | None = None, seed: int = 0) -> Path:
+    """A file laid out as weaver's ``--predict-output``: ``score_<label>`` and one-hot ``<label>`` per jet,
+    scores favouring the true class; ``drop`` leaves one branch out."""
+    rng = np.random.default_rng(seed)
+    scores = rng.dirichlet(np.ones(len(names)), size=len(labels))
+    scores[np.arange(len(labels)), labels] += 1.0
+    scores /= scores.sum(1, keepdims=True)
+    branches = {**{f"score_{n}": scores[:, i] for i, n in enumerate(names)},
+                **{n: (labels == i).astype(np.int32) for i, n in enumerate(names)}}
+    branches.pop(drop, None)
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {k: v.dtype for k, v in branches.items()}).extend(branches)
+    return path
 
 
 def python(*args: str | Path) -> list[str]:

@@ -9,24 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import uproot
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bad_inputs import prediction_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ["label_QCD", "label_Hbb", "label_Tbqq", "label_Tbl"]
 
 
 def _pred_file(path: Path, labels: np.ndarray, names=NAMES, drop: str | None = None, seed: int = 0) -> Path:
-    """A file laid out as weaver's --predict-output: score_<label> and one-hot <label> per jet."""
-    rng = np.random.default_rng(seed)
-    scores = rng.dirichlet(np.ones(len(names)), size=len(labels))
-    scores[np.arange(len(labels)), labels] += 1.0
-    scores /= scores.sum(1, keepdims=True)
-    branches = {**{f"score_{n}": scores[:, i] for i, n in enumerate(names)},
-                **{n: (labels == i).astype(np.int32) for i, n in enumerate(names)}}
-    branches.pop(drop, None)
-    with uproot.recreate(path) as f:
-        f.mktree("Events", {k: v.dtype for k, v in branches.items()}).extend(branches)
-    return path
+    return prediction_file(path, labels, names, drop, seed)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -124,10 +124,11 @@ def validate(cfg: BenchConfig) -> list[_models.ModelSpec]:
 
 
 def check_data_files(cfg: BenchConfig) -> None:
-    """Read one batch of ``--data-files`` jets before anything is measured: a file weaver cannot read, or
-    inputs that come out non-finite, raise BenchmarkError (a benchmark of garbage inputs is no result)."""
+    """Read the ``--data-files`` jets the largest batch will use before anything is measured: a file weaver
+    cannot read, or inputs that come out non-finite, raise BenchmarkError (a benchmark of garbage inputs is
+    no result)."""
     try:
-        batch = _inputs.file_inputs(cfg.data_config, cfg.data_files, min(cfg.lengths), 1)
+        batch = _inputs.file_inputs(cfg.data_config, cfg.data_files, min(cfg.lengths), max(cfg.batch_sizes))
     except Exception as e:  # noqa: BLE001 - weaver/uproot/awkward raise many types for an unusable file
         raise BenchmarkError(f"--data-files {cfg.data_files!r} cannot be read: {_one_line(e)}") from None
     bad = [name for name, x in batch.items() if not torch.isfinite(x).all()]
