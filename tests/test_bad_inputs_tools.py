@@ -319,13 +319,15 @@ def test_datagen_read_only_output(gen_copy):
     assert snapshot(gen_copy) == before
 
 
-def test_datagen_interrupt_then_rerun_resumes(tmp_path):
-    """Ctrl-C after the first of three files: exit 130 within seconds, one line, no temporary file left,
-    the finished file recorded; the rerun keeps it, says so, and makes the other two."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_datagen_interrupt_then_rerun_resumes(workers, tmp_path):
+    """Ctrl-C after the first of three files: exit 130 within seconds, one line, no temporary file left
+    (with 2 workers the other one was mid-file), the finished file recorded; the rerun keeps it, says so,
+    and makes the others."""
     out = tmp_path / "JetClass"
     manifest = out / "Pythia" / "partx_datagen.json"
     args = python("-m", "partx.datagen", "jetclass", "--out", out, "--classes", "HToBB,ZJetsToNuNu,ZToQQ",
-                  "--splits", "train", "--jets-per-class", "40", "--quiet")
+                  "--splits", "train", "--jets-per-class", "40", "--workers", workers, "--quiet")
     res, seconds = interrupt(args, lambda: manifest.exists())
     assert_interrupted(res, seconds)
     split = out / "Pythia" / "train_100M"
