@@ -100,6 +100,8 @@ def validate_file(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
     path = Path(path)
     if path.stat().st_size == 0:
         raise SchemaError(f"{path}: empty file (0 bytes)")
+    # TODO(issue 9): call partx.preflight.check_root_integrity(path) here once it is on main (a file cut
+    # after its last basket reads completely; only the TFile end marker shows it): SchemaError on failure
     try:
         f = uproot.open(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a schema failure
