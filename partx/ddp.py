@@ -69,6 +69,10 @@ def _worker(backend: str, weaver_args: list[str]) -> None:
     import torch.distributed as dist
     from weaver.train import main as weaver_main
 
+    from partx.weaver_run import install
+
+    install()  # atomic checkpoints, one line for a non-finite loss (as in single-process runs)
+
     args = ["--backend", backend, *weaver_args]
     if backend == "gloo":
         _cpu_ddp_patches()
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         test_args = _drop_option(_drop_option(weaver_args, "--run-mode"), "--backend") + ["--run-mode", "test"]
         if backend == "gloo":
             test_args = _drop_option(test_args, "--gpus") + ["--gpus", ""]
-        return subprocess.call([sys.executable, "-m", "weaver.train", *test_args])
+        return subprocess.call([sys.executable, "-m", "partx.weaver_run", *test_args])
     return 0
 
 

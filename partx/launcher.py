@@ -9,15 +9,21 @@ from partx.dataset_layouts, the model's network file and defaults from partx.reg
 Knobs (environment; empty = default): NUM_EPOCHS, SAMPLES_PER_EPOCH, SAMPLES_PER_EPOCH_VAL,
 BATCH_SIZE, DATAOPTS (weaver loading options), GPUS (weaver --gpus; default 0 with CUDA, else empty
 = CPU), DDP_NGPUS (processes, through partx.ddp), COMMENT (run-name suffix), SKIP_PREFLIGHT=1,
-DRY_RUN=1 (print the weaver command, run nothing). Arguments after FEATURES go to weaver last, so any
-weaver option given again wins (argparse keeps the last).
+DRY_RUN=1 (print the weaver command, run nothing), PREFLIGHT_MODE=auto|full|sample (partx.preflight),
+RESUME=<run folder> (continue an interrupted training from its last complete epoch: give no other
+arguments; NUM_EPOCHS may be raised). Arguments after FEATURES go to weaver last, so any weaver option
+given again wins (argparse keeps the last); ``--force`` (partx's, not weaver's) allows writing into a
+folder that already holds a training or predictions.
 
-Every user error (unknown model, bad knob, missing data, a file the data config cannot read) is
-one ``ERROR: ...`` line and exit status 2, before weaver starts.
+Every user error (unknown model, bad knob or weaver argument, missing or corrupt data, NaN inputs, an
+existing run's folder) is one ``ERROR: ...`` line and exit status 2, before weaver starts. weaver runs
+as its own process group (partx.process_group): Ctrl-C stops it within seconds with one line (exit
+130) and says how to resume; predictions appear only when complete (partx.run_folder).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -28,12 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from partx import registry
+from partx.cli import UserError
 from partx.dataset_layouts import LAYOUTS, DatasetLayout
 
 DEFAULT_DATAOPTS = "--num-workers 2 --fetch-step 0.01"
 
 
-class LaunchError(ValueError):
+class LaunchError(UserError, ValueError):
     """A user error; the message is printed as one ``ERROR:`` line (exit 2)."""
 
 
@@ -65,7 +72,9 @@ class Knobs:
     nproc: int
     comment: str
     preflight: bool
+    preflight_mode: str
     dry_run: bool
+    checks: tuple = ()  # (data config, file patterns, test only) for partx.preflight
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], layout: DatasetLayout, entry: registry.ModelEntry,
@@ -86,7 +95,8 @@ class Knobs:
             samples_per_epoch_val=_count(env, "SAMPLES_PER_EPOCH_VAL", layout.samples_per_epoch_val),
             batch_size=_count(env, "BATCH_SIZE", entry.batch_size),
             dataopts=dataopts, gpus=gpus, nproc=nproc, comment=env.get("COMMENT", ""),
-            preflight=not env.get("SKIP_PREFLIGHT"), dry_run=bool(env.get("DRY_RUN")),
+            preflight=not env.get("SKIP_PREFLIGHT"), preflight_mode=env.get("PREFLIGHT_MODE") or "auto",
+            dry_run=bool(env.get("DRY_RUN")),
         )
 
 
@@ -165,21 +175,13 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
                 raise LaunchError(f"DDP_NGPUS={knobs.nproc} needs at least {knobs.nproc} training files per class; "
                                   f"'{pattern}' matches {n}")
 
-    if knobs.preflight:  # one clear error for a missing branch / bad file, before weaver starts
-        from partx.preflight import PreflightError, check_files
-
-        patterns = [p for _, p in test] + ([] if predict else [p for _, p in train] + ([val] if val else []))
-        try:
-            n = check_files(data_config, patterns, test_only=predict)
-        except PreflightError as err:
-            raise LaunchError(str(err)) from None
-        print(f"preflight: {n} file(s) match {data_config}", flush=True)
-
+    patterns = [p for _, p in test] + ([] if predict else [p for _, p in train] + ([val] if val else []))
+    knobs = dataclasses.replace(knobs, checks=(data_config, patterns, predict))
     if knobs.nproc > 1:
         backend = "nccl" if has_cuda and knobs.gpus else "gloo"
         prefix = [python, "-m", "partx.ddp", "--nproc", str(knobs.nproc), "--backend", backend]
     else:
-        prefix = [python, "-m", "weaver.train"]
+        prefix = [python, "-m", "partx.weaver_run"]
     amp = ["--use-amp"] if entry.amp and has_cuda and knobs.gpus else []
     tag = "_".join(p for p in (layout.sample, features, entry.name) if p)
     run_dir = "/".join(p for p in ("training", layout.name, layout.sample, features, entry.name) if p)
@@ -201,6 +203,94 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
     return cmd, knobs
 
 
+def preflight(data_config: str, patterns: list[str], test_only: bool, mode: str) -> None:
+    """partx.preflight over every input file: one clear error before weaver starts (see its docstring)."""
+    from partx.preflight import check_files
+
+    report = check_files(data_config, patterns, test_only=test_only, mode=mode, progress=True)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    print(report.summary(data_config), flush=True)
+
+
+def _interrupted_message(plan, launch: dict) -> str:
+    from partx.run_folder import last_complete_epoch, parse_weaver_args
+
+    if not plan.training:
+        return "interrupted (Ctrl-C): prediction stopped, nothing was written"
+    epoch = last_complete_epoch(Path(parse_weaver_args(launch["weaver_args"]).model_prefix))
+    if epoch is None:
+        return f"interrupted (Ctrl-C) during the first epoch: no checkpoint in {plan.run_dir} to resume from"
+    return (f"interrupted (Ctrl-C): epochs 0-{epoch} are saved in {plan.run_dir}; resume with: "
+            f"RESUME={plan.run_dir} ./{launch['script']}")
+
+
+def launch(layout: DatasetLayout, args: list[str], env: Mapping[str, str], has_cuda: bool) -> int:
+    """Plan (checks, run folder), then run weaver as a supervised process group."""
+    from partx import run_folder
+    from partx.process_group import run_group
+
+    force = "--force" in args
+    args = [a for a in args if a != "--force"]
+    resumed = None
+    if env.get("RESUME"):
+        if args:
+            raise LaunchError(f"RESUME={env['RESUME']} reuses that run's recorded command: give no other arguments "
+                              f"(got {' '.join(args)}); NUM_EPOCHS may be set to train longer")
+        record, weaver_args, resumed = run_folder.resume(env["RESUME"], env.get("NUM_EPOCHS"))
+        cmd = [sys.executable, *record["runner"], *weaver_args]
+        plan = run_folder.plan(cmd, weaver_args, force=True)  # its own folder: staged predictions only
+        record = dict(record, weaver_args=weaver_args)
+    else:
+        cmd, knobs = build_command(layout, args, env, has_cuda)
+        runner_len = 3 if cmd[1:3] == ["-m", "partx.weaver_run"] else cmd.index("--data-train")
+        weaver_args = cmd[runner_len:]
+        plan = run_folder.plan(cmd, weaver_args, force=force)
+        if knobs.dry_run:  # the command as it will run, with the user's prediction path
+            shown = plan.cmd if not plan.staging_dir else run_folder.set_option(
+                plan.cmd, "--predict-output", _option(weaver_args, "--predict-output"))
+            print(shlex.join(shown))
+            return 0
+        if knobs.preflight:
+            preflight(*knobs.checks, mode=knobs.preflight_mode)
+        record = {"script": layout.script, "argv": args, "runner": cmd[1:runner_len],
+                  "weaver_args": plan.cmd[runner_len:]}
+        if plan.staging_dir:  # the record keeps the user's prediction path, not this launch's staging folder
+            record["weaver_args"] = run_folder.set_option(record["weaver_args"], "--predict-output",
+                                                          _option(weaver_args, "--predict-output"))
+    if plan.training:
+        plan.record(record)
+    if resumed is not None:
+        print(f"resuming {plan.run_dir} from epoch {resumed} (its last complete checkpoint)", flush=True)
+    Path("logs").mkdir(exist_ok=True)
+    print("+ " + shlex.join(plan.cmd), file=sys.stderr, flush=True)
+    try:
+        rc = run_group(plan.cmd)
+    except KeyboardInterrupt:
+        plan.discard()
+        # on a fresh line: weaver's progress bar was cut mid-line
+        print("\n" + _interrupted_message(plan, record), file=sys.stderr, flush=True)
+        return 130
+    if rc != 0:
+        plan.discard()
+        return rc
+    written = plan.commit()
+    if written:
+        names = ", ".join(p.name for p in written[:3]) + (f", ... ({len(written)} files)" if len(written) > 3 else "")
+        print(f"predictions in {written[0].parent}: {names}", flush=True)
+    return 0
+
+
+def _option(args: list[str], flag: str) -> str | None:
+    value = None
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif a.startswith(flag + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     families = ", ".join(LAYOUTS)
@@ -215,17 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     try:
-        cmd, knobs = build_command(layout, args, os.environ, torch.cuda.is_available())
-    except LaunchError as err:
-        print(f"ERROR: {err}", file=sys.stderr)
+        return launch(layout, args, os.environ, torch.cuda.is_available())
+    except UserError as err:  # LaunchError, RunFolderError, PreflightError
+        print(f"ERROR: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    if knobs.dry_run:
-        print(shlex.join(cmd))
-        return 0
-    Path("logs").mkdir(exist_ok=True)
-    print("+ " + shlex.join(cmd), file=sys.stderr, flush=True)
-    sys.stdout.flush()
-    os.execv(cmd[0], cmd)  # weaver replaces this process: signals and the exit status are its own
 
 
 if __name__ == "__main__":

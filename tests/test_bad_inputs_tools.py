@@ -15,7 +15,6 @@ later tool would read it, and a rerun that finishes).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,21 +30,10 @@ from bad_inputs import (  # noqa: E402
     REPO, BadRoot, assert_user_error, call, interrupt, prediction_file, python, readonly_supported, run, snapshot,
 )
 
-from partx.datagen import schema  # noqa: E402
 
 needs_readonly = pytest.mark.skipif(not readonly_supported(),
                                     reason="needs unshare -rm (user + mount namespaces) for a read-only bind mount")
 
-# ``partx.preflight.check_root_integrity`` (the lead's, issue 9) compares the TFile end marker with the
-# file size: the only check that sees a file cut after its last basket. Until it is on main, the cases
-# that need it are expected to fail.
-try:
-    from partx.preflight import check_root_integrity  # noqa: F401
-    HAS_INTEGRITY = True
-except ImportError:
-    HAS_INTEGRITY = False
-needs_integrity = pytest.mark.xfail(not HAS_INTEGRITY, strict=True,
-                                    reason="TODO: partx.preflight.check_root_integrity (lead, issue 9) not on main yet")
 
 
 def assert_interrupted(res, seconds: float) -> None:
@@ -271,7 +259,7 @@ def test_datagen_rerun_refuses_other_parameters(case, gen_copy, capsys):
     assert snapshot(gen_copy) == before
 
 
-@pytest.mark.parametrize("damage", ["zero_byte", pytest.param("half_truncated", marks=needs_integrity), "not_root"])
+@pytest.mark.parametrize("damage", ["zero_byte", "half_truncated", "not_root"])
 def test_datagen_unrecorded_unreadable_file_is_refused(damage, tmp_path, good_root, capsys):
     """A file under a planned name without a generation record (older partx, a copy) that does not read;
     the planned size is the good file's 40 jets (the validation split of 160 per class), so only
@@ -355,7 +343,6 @@ def test_validate_damaged_file(damage, bad_root, good_out, capsys):
     assert snapshot(good_out) == before
 
 
-@needs_integrity
 def test_validate_file_cut_after_its_last_basket(bad_root, capsys):
     """Every basket reads; only the TFile end marker (fEND) is beyond the file's end."""
     assert_user_error(_datagen(["validate", bad_root("tail_cut_after_baskets")], capsys), "truncated")
@@ -574,10 +561,7 @@ def test_benchmark_bad_arguments(case, tmp_path, good_out, bad_files, no_measuri
     assert not _staging(tmp_path, good_out.name)  # no staging folder left beside --out
 
 
-@pytest.mark.parametrize("damage", ["zero_byte", "half_truncated", "renamed_branch", "inf_feature",
-                                    pytest.param("nan", marks=pytest.mark.xfail(
-                                        strict=True, reason="TODO: weaver turns NaN into 0; partx.preflight's "
-                                        "finiteness check (lead, issue 9) will catch it in the raw branch"))])
+@pytest.mark.parametrize("damage", ["zero_byte", "half_truncated", "renamed_branch", "inf_feature", "nan"])
 def test_benchmark_bad_data_files(damage, bad_root, tmp_path, good_out, no_measuring, capsys):
     before = snapshot(tmp_path)
     argv = ["--models", "PFN", "--lengths", "8", "--baseline", "none", *FAST, "--out", good_out,
@@ -754,10 +738,9 @@ STUDY_BAD = {  # arguments -> needle ({data}: the good study data)
     "training file cut after its baskets": (["--data", "8={tail_cut_after_baskets}"], "HToBB_000.root"),
     "corrupt finished run": (["--data", "8={data}", "--out", "{corrupt_run}"], "metrics.json"),
 }
-STUDY_NEEDS_INTEGRITY = {"training file cut after its baskets"}
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=needs_integrity) if c in STUDY_NEEDS_INTEGRITY else c
+@pytest.mark.parametrize("case", [c
                                   for c in STUDY_BAD])
 def test_study_bad_arguments_before_any_training(case, study_data, tmp_path, good_out, capsys, monkeypatch):
     from partx.studies import training_size as ts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,7 +169,7 @@ def test_missing_branch_is_named(tmp_path):
     # the kin feature set does not read part_d0val: the same files pass the preflight check
     from partx.preflight import check_files
 
-    assert check_files(str(REPO / "data/JetClass/JetClass_kin.yaml"), [str(data / "Pythia/*/*.root")]) == 30
+    assert check_files(str(REPO / "data/JetClass/JetClass_kin.yaml"), [str(data / "Pythia/*/*.root")]).files == 30
 
 
 def test_corrupt_file_is_named(tmp_path):
@@ -209,19 +210,24 @@ def test_weaver_command_from_registry_and_layout(datadir):
                      {"DRY_RUN": "1", "BATCH_SIZE": "", "NUM_EPOCHS": "", "COMMENT": "_x"})
     assert res.returncode == 0, res.stderr
     cmd = shlex.split(res.stdout.strip().splitlines()[-1])
-    assert cmd[1:3] == ["-m", "weaver.train"]
+    assert cmd[1:3] == ["-m", "partx.weaver_run"]  # weaver.train with atomic saves + NaN-loss stop
     opt = {a: cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a.startswith("--")}
     assert opt["--network-config"] == "networks/example_ParticleTransformer.py"
     assert opt["--batch-size"] == "512" and float(opt["--start-lr"]) == 1e-3 and opt["--num-epochs"] == "50"
     assert opt["--data-config"] == "data/JetClass/JetClass_kinpid.yaml" and opt["--optimizer"] == "ranger"
-    assert opt["--model-prefix"] == "training/JetClass/Pythia/kinpid/ParT-plain/{auto}_x/net"
-    assert opt["--log"] == "logs/JetClass_Pythia_kinpid_ParT-plain_{auto}_x.log"
+    # {auto} is resolved before launch (weaver's own naming) so the run folder is known up front
+    run = re.fullmatch(r"training/JetClass/Pythia/kinpid/ParT-plain/(\d{8}-\d{6}_example_ParticleTransformer_[0-9a-f]{32}_ranger_lr0\.001_batch512)_x/net",
+                       opt["--model-prefix"])
+    assert run, opt["--model-prefix"]
+    assert opt["--log"] == f"logs/JetClass_Pythia_kinpid_ParT-plain_{run.group(1)}_x.log"
     assert opt["--gpus"] == "" and "--use-amp" not in cmd  # CPU
     i = cmd.index("--data-train")
     assert cmd[i + 1] == f"HToBB:{datadir}/Pythia/train_100M/HToBB_*.root" and len(cmd[i + 1:cmd.index("--data-val")]) == 10
     # registry options first, the user's weaver args last (weaver keeps the last -o of a key)
     j = cmd.index("pair_embed_dims")
-    assert cmd[j - 1:j + 2] == ["-o", "pair_embed_dims", "None"] and cmd[-3:] == ["-o", "num_layers", "1"]
+    k = len(cmd) - 1 - cmd[::-1].index("num_layers")
+    assert cmd[j - 1:j + 2] == ["-o", "pair_embed_dims", "None"] and cmd[k - 1:k + 2] == ["-o", "num_layers", "1"]
+    assert k > max(i for i, a in enumerate(cmd) if a == "-o" and cmd[i + 1] != "num_layers")
 
 
 def test_preflight_reads_parquet(tmp_path):
@@ -233,7 +239,7 @@ def test_preflight_reads_parquet(tmp_path):
     branches, _ = required_branches(yaml)
     good = tmp_path / "good.parquet"
     ak.to_parquet(ak.Array({b: [[1.0, 2.0], [3.0]] for b in branches}), good)
-    assert check_files(yaml, [str(good)]) == 1
+    assert check_files(yaml, [str(good)]).files == 1
     dropped = sorted(branches)[0]
     bad = tmp_path / "bad.parquet"
     ak.to_parquet(ak.Array({b: [[1.0]] for b in branches if b != dropped}), bad)

@@ -122,11 +122,14 @@ def _existing_matches(task: FileTask, key: str, manifest: dict, log) -> bool:
                                  "or delete the old files to regenerate them")
     import uproot
 
-    # TODO(issue 9): partx.preflight.check_root_integrity(task.path) here once it is on main (a truncated
-    # file keeps a readable header and jet count)
-    try:  # no record (older partx): accept a readable file of the planned size
+    from partx.preflight import PreflightError, check_root_integrity
+
+    try:  # no record (older partx): accept a complete, readable file of the planned size
+        check_root_integrity(str(task.path))  # a truncated file keeps a readable header and jet count
         with uproot.open(task.path) as f:
             n = f[schema.TREE_NAME].num_entries
+    except PreflightError as err:
+        raise GenerationMismatch(f"{err}; delete it to regenerate it") from None
     except Exception as err:  # noqa: BLE001 - uproot raises many types for a truncated or foreign file
         raise GenerationMismatch(f"{task.path} is not a readable JetClass file ({type(err).__name__}: "
                                  f"{' '.join(str(err).split())}); delete it to regenerate it") from None
@@ -299,7 +302,13 @@ def generate(out_dir, jets_per_class, *, seed=0, workers=1, splits=("train", "va
                         bar.update()
     except BaseException:
         # the pool's workers were terminated mid-file: their hidden temporary files are removed here
-        # (a rerun would remove them too); finished files and their records stay
+        # (a rerun would remove them too); finished files and their records stay. A worker may have
+        # renamed its finished file into place before the parent received its result: record it too
+        # (a final name only ever holds a complete file, partx.datagen.io writes atomically).
+        late = {key[t.path]: record(t.path) for t in todo if t.path.exists() and key[t.path] not in manifest}
+        if late:
+            manifest.update(late)
+            _write_manifest(out_dir, manifest)
         for d in {t.path.parent for t in todo if t.path.parent.is_dir()}:
             for stale in stale_temp_files(d):
                 stale.unlink(missing_ok=True)

@@ -100,8 +100,12 @@ def validate_file(path: str | os.PathLike) -> tuple[str, dict[str, np.ndarray]]:
     path = Path(path)
     if path.stat().st_size == 0:
         raise SchemaError(f"{path}: empty file (0 bytes)")
-    # TODO(issue 9): call partx.preflight.check_root_integrity(path) here once it is on main (a file cut
-    # after its last basket reads completely; only the TFile end marker shows it): SchemaError on failure
+    from partx.preflight import PreflightError, check_root_integrity
+
+    try:  # a file cut after its last basket reads completely: only the TFile end marker shows it
+        check_root_integrity(str(path))
+    except PreflightError as exc:
+        raise SchemaError(str(exc)) from None
     try:
         f = uproot.open(path)
     except Exception as exc:  # noqa: BLE001 - any reader failure is a schema failure

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from partx.losses.finite import FiniteLoss
 from partx.models.part import ParticleTransformer
 
 _WEAVER_INPUTS = ("points", "features", "vectors", "mask")
@@ -106,7 +107,7 @@ def jet_network(model_cls, inputs: tuple[str, ...], dim_arg: str = "input_dim", 
         return JetModelWrapper(model_cls, inputs, call, **cfg), jet_model_info(data_config, dynamic_length=onnx_dynamic_length)
 
     def get_loss(data_config, **kwargs):
-        return torch.nn.CrossEntropyLoss()
+        return FiniteLoss(torch.nn.CrossEntropyLoss())  # stops at the first NaN/inf loss (partx.losses.finite)
 
     return get_model, get_loss
 

@@ -288,29 +288,13 @@ def run_training(cmd: list[str], cwd=None, env=None, stdout=None, stderr=None) -
     """``subprocess.run`` of one training in its own process group, stopped as a whole on Ctrl-C.
 
     ``subprocess.run`` would SIGKILL only ``bash train_JetClass.sh`` on KeyboardInterrupt and orphan its
-    weaver process; here the group gets SIGINT (weaver's own clean stop), then SIGKILL after
-    ``STOP_GRACE_S`` seconds, and the interrupt is re-raised once the group is gone.
+    weaver process; here the group gets SIGINT (the launcher's own clean stop of weaver), then SIGKILL
+    after ``STOP_GRACE_S`` seconds, and the interrupt is re-raised once the group is gone.
     """
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
-    try:
-        return subprocess.CompletedProcess(cmd, proc.wait())
-    except BaseException:
-        _stop_group(proc)
-        raise
+    from partx.process_group import run_group
 
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=STOP_GRACE_S)
-    except (ProcessLookupError, subprocess.TimeoutExpired, KeyboardInterrupt):
-        pass  # gone already / too slow / a second Ctrl-C: kill below
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of the group (weaver workers)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+    rc = run_group(cmd, first=signal.SIGINT, grace=STOP_GRACE_S, cwd=cwd, env=env, stdout=stdout, stderr=stderr)
+    return subprocess.CompletedProcess(cmd, rc)
 
 
 def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: Path, *, epochs: int,

@@ -1,0 +1,1 @@
+"""Losses for weaver network files (``get_loss``): each guarded against non-finite values."""
