@@ -31,6 +31,7 @@ import glob
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,13 +55,14 @@ class Report:
     nbytes: int = 0
     mode: str = "full"
     entries: int = 0
+    seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
     def summary(self, data_config: str) -> str:
         how = ("every basket read" if self.mode == "full" else
                "first and last basket of each branch read (PREFLIGHT_MODE=full reads all)")
         return (f"preflight: {self.files} file(s), {self.nbytes / 1e6:.1f} MB match {data_config}: "
-                f"structure and truncation checked, values finite ({how})")
+                f"structure and truncation checked, values finite ({how}; {self.seconds:.1f} s)")
 
 
 def required_branches(data_config_path: str, test_only: bool = False) -> tuple[set[str], str | None]:
@@ -284,11 +286,13 @@ def check_files(data_config_path: str, patterns: list[str], test_only: bool = Fa
         from tqdm import tqdm
 
         iterator = tqdm(files, desc="preflight", unit="file", file=sys.stderr, disable=None)  # None: TTY only
+    t0 = time.perf_counter()
     for path in iterator:
         if path.endswith(".parquet"):
             check_parquet_file(path, branches, report.mode, report)
         else:  # weaver reads everything else with uproot
             check_root_file(path, branches, treename, report.mode, report)
+    report.seconds = time.perf_counter() - t0
     return report
 
 

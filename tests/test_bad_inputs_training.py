@@ -105,7 +105,7 @@ def test_preflight_empty_jet_is_a_warning(tmp_path, good_file, capsys):
     assert res.returncode == 0, res.stderr
     warnings = [line for line in res.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "1 entry with no particles" in warnings[0] and "entry 2" in warnings[0]
-    assert "preflight: 1 file(s)" in res.stdout and "values finite (every basket read)" in res.stdout
+    assert "preflight: 1 file(s)" in res.stdout and "values finite (every basket read; " in res.stdout
 
 
 def test_preflight_bad_config_and_mode(tmp_path, good_file, capsys):
