@@ -8,6 +8,7 @@ is shared.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -30,13 +31,24 @@ class DatasetLayout:
     features: tuple[str, ...]
     default_features: str
     generate_hint: str                 # how to make a small local copy
-    sample: str = ""                   # sub-directory above the splits (JetClass: generator name)
+    features_name: str = "feature set"  # what the FEATURES argument selects (TrackML: the event/sector set)
+    aliases: tuple[tuple[str, str], ...] = ()  # other names of a FEATURES value (TrackML: 60k = full)
+    sample: str = ""                   # sub-directory above the splits (JetClass: generator name; may use {features})
     groups: tuple[str, ...] = ()
     ext: str = "root"
     epochs: int = 50
     samples_per_epoch: int = 10000 * 1024   # divided by the number of DDP processes
     samples_per_epoch_val: int = 10000 * 128
     optimizer: str = "ranger"
+
+    @property
+    def sample_tag(self) -> str:
+        """The sample's part of run names (none when the sample directory is just the feature set)."""
+        return "" if "{" in self.sample else self.sample
+
+    def for_features(self, features: str) -> DatasetLayout:
+        """This layout with ``{features}`` in the sample directory filled in."""
+        return dataclasses.replace(self, sample=self.sample.format(features=features))
 
     @property
     def script(self) -> str:

@@ -45,7 +45,7 @@ class LaunchError(UserError, ValueError):
 
 
 def usage(layout: DatasetLayout) -> str:
-    return (f"usage: ./{layout.script} MODEL [{'|'.join(layout.features)}] [weaver args...]; "
+    return (f"usage: ./{layout.script} MODEL [{'|'.join(layout.features + tuple(dict(layout.aliases)))}] [weaver args...]; "
             f"MODEL is one of: {' '.join(registry.names(layout.family))}")
 
 
@@ -144,9 +144,13 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
     except registry.RegistryError as err:
         raise LaunchError(str(err)) from None
     features = argv[1] if len(argv) > 1 else layout.default_features
-    if features not in layout.features:
-        raise LaunchError(f"invalid feature set '{features}': choose {', '.join(layout.features)}")
+    aliases = dict(layout.aliases)
+    if features not in layout.features and features not in aliases:
+        raise LaunchError(f"invalid {layout.features_name} '{features}': choose {', '.join(layout.features)}")
     extra = argv[2:]
+    features = aliases.get(features, features)
+    tag_sample = layout.sample_tag
+    layout = layout.for_features(features)
     if not network.is_file():
         raise LaunchError(f"network file {network} for model '{entry.name}' is missing")
     data_config = layout.data_config.format(features=features)
@@ -183,8 +187,8 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
     else:
         prefix = [python, "-m", "partx.weaver_run"]
     amp = ["--use-amp"] if entry.amp and has_cuda and knobs.gpus else []
-    tag = "_".join(p for p in (layout.sample, features, entry.name) if p)
-    run_dir = "/".join(p for p in ("training", layout.name, layout.sample, features, entry.name) if p)
+    tag = "_".join(p for p in (tag_sample, features, entry.name) if p)
+    run_dir = "/".join(p for p in ("training", layout.name, tag_sample, features, entry.name) if p)
     suffix = knobs.comment
     cmd = [
         *prefix,
@@ -302,13 +306,16 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help"):
         print(usage(layout) + "\n\n" + __doc__.split("\n\n", 2)[2])
         return 0
-    import torch
-
     try:
+        import torch
+
         return launch(layout, args, os.environ, torch.cuda.is_available())
     except UserError as err:  # LaunchError, RunFolderError, PreflightError
         print(f"ERROR: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # during the checks, before weaver started (launch handles it after)
+        print("\ninterrupted (Ctrl-C) before training started: nothing was written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
