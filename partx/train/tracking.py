@@ -36,7 +36,10 @@ import tqdm
 from partx.losses.infonce import add_random_pairs, batched_info_nce, hept_point_pairs, knn_point_pairs
 from partx.metrics.tracking import build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score
 
-_logger = logging.getLogger("partx.train.tracking")
+try:  # log through weaver's logger when weaver runs us (its handlers print to the console and the log file)
+    from weaver.utils.logger import _logger
+except ImportError:  # pragma: no cover - weaver is a dependency, this only guards odd installs
+    _logger = logging.getLogger("partx.train.tracking")
 
 
 @dataclass
@@ -199,6 +202,15 @@ def efficiency_plots(curves: dict, stem: Path) -> list[Path]:
     return paths
 
 
+def _predict_path(args) -> str | None:
+    """Where weaver writes the predictions (weaver/train.py: a bare file name goes to
+    ``<model_prefix dir>/predict_output/``); the metrics JSON and plots go beside it."""
+    out = getattr(args, "predict_output", None) if args is not None else None
+    if out and not Path(out).parent.name and getattr(args, "model_prefix", None):
+        out = str(Path(args.model_prefix).parent / "predict_output" / out)
+    return out
+
+
 def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radius", dbscan_eps: float = 0.1, **loss_kw):
     """weaver ``evaluate`` function: loss + HEPT's acc@k metrics; at test time also tracks and the JSON."""
     io = io or TrackingInputs()
@@ -227,8 +239,7 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
         phys, curves = test_physics(events, dbscan_eps)
         metrics.update(phys)
         metrics.update(dbscan_eps=dbscan_eps, n_events=len(events), variant=variant)
-        args = (extra_args or {}).get("args")
-        out = getattr(args, "predict_output", None) if args is not None else None
+        out = _predict_path((extra_args or {}).get("args"))
         if out:
             from partx.atomic import atomic_write
 
