@@ -25,7 +25,7 @@ Padding: every mixer masks it (LSH keys +inf / Mamba real-first orders), and the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -71,7 +71,6 @@ class TrackingConfig:
     head_hidden: int = 256
     head_layers: int = 5
     head_act: str = "tanh"
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -172,10 +171,6 @@ class TrackingEncoder(nn.Module):
             y = self.head_norm(self.W(self.final_norm(h)))
         y = y + self.dropout(self.mlp_out(y))
         return y * keep
-
-
-def config_dict(cfg: TrackingConfig) -> dict:
-    return asdict(cfg)
 
 
 def count_parameters(model: nn.Module) -> int:
