@@ -89,3 +89,17 @@ def test_unknown_model_option_raises():
     get_model = tracking_network("hept")[0]
     with pytest.raises(TypeError):
         get_model(fake_config(), not_an_option=1)
+
+
+def test_non_finite_loss_stops_training():
+    from partx.losses.finite import NonFiniteLossError
+
+    get_model, _, get_train_fn, _ = tracking_network("mamba", h_dim=16, n_layers=1, head_hidden=32)
+    model, _ = get_model(fake_config())
+    batches = fake_batches(n_batches=1)
+    batches[0][0]["hit_features"][0, 0, 0] = float("nan")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(NonFiniteLossError, match="step 1 of epoch 0"):
+        get_train_fn(fake_config())(model, None, opt, None, batches, "cpu", epoch=0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import tqdm
 
+from partx.losses.finite import NonFiniteLossError
 from partx.losses.infonce import add_random_pairs, batched_info_nce, hept_point_pairs, knn_point_pairs
 from partx.metrics.tracking import build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score
 
@@ -117,6 +118,11 @@ def make_train_fn(io: TrackingInputs | None = None, variant: str = "hept_radius"
                 batch = unpack(X, io, dev)
                 opt.zero_grad()
                 loss, _ = _loss(model, batch, variant, True, loss_kw)
+                if not bool(torch.isfinite(loss.detach())):
+                    raise NonFiniteLossError(
+                        f"the training InfoNCE loss became {loss.item()} at step {n_batches + 1} of epoch {epoch}: "
+                        "stopped before it reached the weights. Check the inputs (python -m partx.preflight "
+                        "--mode full ... finds NaN/inf), or lower the learning rate / disable --use-amp")
                 if grad_scaler is None:
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip)
