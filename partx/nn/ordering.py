@@ -14,7 +14,7 @@ Kinds:
               particles outside are clamped to the border). Hilbert rather than Morton (Z-order):
               consecutive Hilbert cells are always grid neighbours, Morton jumps at every quadrant
               boundary, so Hilbert keeps nearby particles closer in the scan.
-  * ``lsh``:  E2LSH: ``floor((a . (deta, dphi) + b) / w)`` for ``n_proj`` frozen Gaussian projections a,
+  * ``lsh``:  E2LSH (``partx.nn.lsh``): ``floor((a . (deta, dphi) + b) / w)`` for ``n_proj`` frozen Gaussian projections a,
               offsets b ~ U(0, w) (seeded by ``seed``, default 0, so every call and every process agrees),
               the codes packed lexicographically into one integer sort key (as Lampa's Mamba-b packs its
               hashes). Options ``n_proj`` (3), ``bucket_width`` w (0.2), ``seed``. With these defaults the mean
@@ -30,6 +30,8 @@ import math
 
 import torch
 
+from partx.nn.lsh import e2lsh_codes, e2lsh_params, inverse_permutation  # noqa: F401  (re-exported)
+
 ORDERINGS = ("none", "pt", "sfc", "lsh")
 
 
@@ -37,12 +39,6 @@ ORDERINGS = ("none", "pt", "sfc", "lsh")
 def _hypot(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """sqrt(x^2 + y^2); torch.hypot has no ONNX export (opset <= 18), and orderings must export."""
     return (x * x + y * y).sqrt()
-
-def inverse_permutation(perm: torch.Tensor) -> torch.Tensor:
-    """(B, N) -> inv with ``inv[b, perm[b, i]] = i`` (so gathering with perm then inv is the identity)."""
-    positions = torch.arange(perm.shape[-1], device=perm.device).expand_as(perm)
-    return torch.empty_like(perm).scatter_(-1, perm, positions)
-
 
 def jet_relative_eta_phi(v: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(delta-eta, delta-phi) of each particle w.r.t. the jet axis. v (B, 4, N); returns two (B, N)."""
@@ -88,10 +84,8 @@ def _sfc_key(v, mask, order: int = 8, radius: float = 1.0, **_):
 def _lsh_key(v, mask, n_proj: int = 3, bucket_width: float = 0.2, seed: int = 0, **_):
     deta, dphi = jet_relative_eta_phi(v, mask)
     coords = torch.stack([deta, dphi], dim=-1)  # (B, N, 2)
-    g = torch.Generator().manual_seed(seed)  # frozen: same projections on every call and device
-    a = torch.randn(2, n_proj, generator=g, dtype=torch.float64).to(v.device)
-    b = (torch.rand(n_proj, generator=g, dtype=torch.float64) * bucket_width).to(v.device)
-    codes = torch.floor((coords @ a + b) / bucket_width)  # (B, N, n_proj)
+    a, b = e2lsh_params(2, n_proj, bucket_width, seed)  # frozen: same projections on every call and device
+    codes = e2lsh_codes(coords, a, b, bucket_width)  # (B, N, n_proj)
     big = torch.finfo(codes.dtype).max
     codes = codes - codes.masked_fill(~mask[..., None], big).amin(1, keepdim=True)  # >= 0 on real particles
     codes = codes.masked_fill(~mask[..., None], 0)

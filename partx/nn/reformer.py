@@ -43,6 +43,7 @@ from reformer_pytorch.reformer_pytorch import TOKEN_SELF_ATTN_VALUE
 from torch import nn
 
 from partx.nn.attention import AttentionMixer
+from partx.nn.lsh import inverse_permutation
 from partx.nn.options import strict_options
 
 
@@ -97,7 +98,7 @@ def lsh_attention(
     ticker = torch.arange(L, device=qk.device)
     sort_key = ((rounds * (n_buckets + 1) + buckets) * L + ticker).flatten(1)  # (BH, R*L), all distinct
     order = sort_key.argsort(dim=-1)
-    undo = order.argsort(dim=-1)
+    undo = inverse_permutation(order)  # partx.nn.lsh: O(n) scatter, same result as argsort
     st = order % L  # token index at each sorted position
 
     n_chunks = n_hashes * L // bucket_size

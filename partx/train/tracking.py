@@ -1,0 +1,343 @@
+"""Contrastive training and evaluation of the tracking encoders inside weaver's loop.
+
+weaver-core calls ``get_train_fn`` / ``get_evaluate_fn`` of a network file when they exist
+(``weaver/train.py``); ``make_train_fn`` / ``make_evaluate_fn`` build functions with weaver's signatures
+(``weaver/utils/nn/tools.py`` ``train_classification`` / ``evaluate_classification``) that
+
+  * unpack a weaver batch (channel-first inputs ``(B, C, L)``) into the encoder's batch-first
+    ``x (B, N, C)``, ``coords (B, N, D)``, ``mask (B, N)`` and the per-hit truth, cropping the padding to
+    the longest event of the batch (data files pad every event to a fixed length);
+  * build the InfoNCE candidate pairs per event on the CPU (``partx.losses.infonce``: HEPT's radius pairs
+    + 20% random pairs in training, or Lampa's kNN pairs) and train on batches of several events;
+  * evaluate with HEPT's acc@k / precision / recall at pT > 0, 0.5, 0.9 (``partx.metrics.tracking``); the
+    training-time metric is ``accuracy@0.9`` (HEPT's ``main_metric``, higher is better); at test time also
+    DBSCAN tracks, DM / LHC efficiencies, fake rates and the TrackML score, written as a metrics JSON
+    beside weaver's ``--predict-output`` (``<output stem>.metrics.json``) with efficiency plots, and the
+    per-hit embeddings returned as weaver's ``scores`` (one (n_hits, E) array per event).
+
+Batch layout (``TrackingInputs``): defaults are the names of data/TrackML/*.yaml (``hit_points``,
+``hit_features``, ``hit_truth``, ``hit_mask``; truth columns particle index, pT, reconstructable, particle
+eta). Real hits must come first in each row (weaver's constant padding puts them there).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import tqdm
+
+from partx.losses.finite import NonFiniteLossError
+from partx.losses.infonce import add_random_pairs, batched_info_nce, hept_point_pairs, knn_point_pairs
+from partx.metrics.tracking import build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score
+
+try:  # log through weaver's logger when weaver runs us (its handlers print to the console and the log file)
+    from weaver.utils.logger import _logger
+except ImportError:  # pragma: no cover - weaver is a dependency, this only guards odd installs
+    _logger = logging.getLogger("partx.train.tracking")
+
+
+@dataclass
+class TrackingInputs:
+    """Where a weaver batch keeps what the tracking loop needs."""
+
+    points: str = "hit_points"
+    features: str = "hit_features"
+    truth: str = "hit_truth"
+    mask: str = "hit_mask"
+    particle_id: int = 0  # columns of the truth input
+    pt: int = 1
+    reconstructable: int = 2
+    particle_eta: int | None = 3
+    weight: int | None = None  # TrackML truth weight column, if the data has one
+
+    @property
+    def model_inputs(self) -> tuple[str, str, str]:
+        """Inputs the model itself consumes (the order of its forward arguments)."""
+        return (self.points, self.features, self.mask)
+
+
+def unpack(X: dict, io: TrackingInputs, dev) -> dict:
+    """weaver batch -> dict of batch-first tensors cropped to the longest event: x (B, N, C),
+    coords (B, N, D), mask (B, N) bool, particle_id / pt / reconstructable (B, N) (+ eta, weight if present)."""
+    mask = X[io.mask][:, 0] > 0
+    n = max(int(mask.sum(1).max()), 1)
+    crop = lambda t: t[..., :n].transpose(1, 2).to(dev)  # noqa: E731
+    truth = X[io.truth][..., :n]
+    out = dict(x=crop(X[io.features]), coords=crop(X[io.points]), mask=mask[:, :n].to(dev))
+    out["particle_id"] = truth[:, io.particle_id].round().long().to(dev)
+    out["pt"] = truth[:, io.pt].to(dev)
+    out["reconstructable"] = truth[:, io.reconstructable].to(dev)
+    if io.particle_eta is not None:
+        out["particle_eta"] = truth[:, io.particle_eta].to(dev)
+    if io.weight is not None:
+        out["weight"] = truth[:, io.weight].to(dev)
+    return out
+
+
+def event_pairs(batch: dict, variant: str, training: bool, random_frac: float = 0.2, radius: float = 1.0, max_neighbors: int = 256, k: int = 60) -> list[torch.Tensor]:
+    """Candidate pairs of every event (indices into its real hits), on the batch's device."""
+    pairs = []
+    for b in range(batch["mask"].shape[0]):
+        m = batch["mask"][b]
+        pos = batch["coords"][b, m, :2].detach().cpu().double().numpy()  # (eta, phi)
+        if variant == "hept_radius":
+            p = torch.from_numpy(hept_point_pairs(pos, batch["particle_id"][b, m].cpu().numpy(), radius, max_neighbors))
+            if training and random_frac > 0:
+                p = add_random_pairs(p, int(m.sum()), random_frac)
+        else:
+            p = torch.from_numpy(knn_point_pairs(pos, k))
+        pairs.append(p.to(batch["mask"].device))
+    return pairs
+
+
+def _loss(model, batch, variant, training, loss_kw):
+    emb = model(batch["coords"].transpose(1, 2), batch["x"].transpose(1, 2), batch["mask"][:, None].float())
+    emb = emb.transpose(1, 2)  # model returns (B, E, N), weaver's channel-first convention
+    pairs = event_pairs(batch, variant, training, **loss_kw.get("pairs", {}))
+    loss = batched_info_nce(emb, pairs, batch["particle_id"], batch["reconstructable"], batch["pt"], batch["mask"], variant=variant, **loss_kw.get("nce", {}))
+    return loss, emb
+
+
+def make_train_fn(io: TrackingInputs | None = None, variant: str = "hept_radius", **loss_kw):
+    """weaver ``train`` function training with InfoNCE (``variant`` "hept_radius" or "lampa_knn")."""
+    io = io or TrackingInputs()
+
+    def train(model, loss_func, opt, scheduler, train_loader, dev, epoch, steps_per_epoch=None, grad_scaler=None, tb_helper=None, extra_args=None):
+        model.train()
+        clip = getattr(opt, "_clip_grad_norm", float("inf"))
+        total, n_batches, n_events, start = 0.0, 0, 0, time.time()
+        with tqdm.tqdm(train_loader) as tq:
+            for X, _, _ in tq:
+                batch = unpack(X, io, dev)
+                opt.zero_grad()
+                loss, _ = _loss(model, batch, variant, True, loss_kw)
+                if not bool(torch.isfinite(loss.detach())):
+                    raise NonFiniteLossError(
+                        f"the training InfoNCE loss became {loss.item()} at step {n_batches + 1} of epoch {epoch}: "
+                        "stopped before it reached the weights. Check the inputs (python -m partx.preflight "
+                        "--mode full ... finds NaN/inf), or lower the learning rate / disable --use-amp")
+                if grad_scaler is None:
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip)
+                    opt.step()
+                else:
+                    grad_scaler.scale(loss).backward()
+                    grad_scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip)
+                    grad_scaler.step(opt)
+                    grad_scaler.update()
+                if scheduler and getattr(scheduler, "_update_per_step", False):
+                    scheduler.step()
+                total += loss.item()
+                n_batches += 1
+                n_events += batch["mask"].shape[0]
+                tq.set_postfix({"Loss": f"{loss.item():.5f}", "AvgLoss": f"{total / n_batches:.5f}"})
+                if tb_helper:
+                    tb_helper.global_step += 1
+                    tb_helper.write_scalars([("Loss/train", loss.item(), tb_helper.global_step)])
+                if steps_per_epoch is not None and n_batches >= steps_per_epoch:
+                    break
+        _logger.info("Train: %d events in %.1f s, AvgLoss %.5f", n_events, time.time() - start, total / max(n_batches, 1))
+        if scheduler and not getattr(scheduler, "_update_per_step", False):
+            scheduler.step()
+        return total / max(n_batches, 1)
+
+    return train
+
+
+def _events(batch: dict, emb: torch.Tensor) -> list[dict]:
+    out = []
+    for b in range(emb.shape[0]):
+        m = batch["mask"][b]
+        ev = {k: v[b, m].detach().cpu().numpy() for k, v in batch.items() if k not in ("x", "coords", "mask")}
+        ev["emb"] = emb[b, m].detach().cpu().numpy()
+        out.append(ev)
+    return out
+
+
+def test_physics(events: list[dict], eps: float, pt_min: float = 0.9) -> tuple[dict, dict]:
+    """DBSCAN tracks per event -> mean DM / LHC efficiencies, fake rates, TrackML score; and the per-particle
+    found flags with pT / eta for efficiency curves."""
+    per, curves = [], {"pt": [], "eta": [], "dm": [], "lhc": []}
+    for ev in events:
+        tracks = build_tracks(ev["emb"], eps)
+        r = track_efficiencies(tracks, ev["particle_id"], ev["reconstructable"], ev["pt"], pt_min)
+        w = ev.get("weight", np.where(ev["particle_id"] > 0, 1.0, 0.0))
+        r["trackml_score" if "weight" in ev else "trackml_score_unit_weights"] = trackml_score(tracks, ev["particle_id"], w)
+        per.append(r)
+        m = match_tracks(tracks, ev["particle_id"], min_track_hits=3)
+        tgt_hits = query_mask(ev["particle_id"], ev["reconstructable"], ev["pt"], pt_min)
+        pids, first = np.unique(ev["particle_id"][tgt_hits], return_index=True)
+        sel = np.searchsorted(m["particles"], pids)
+        curves["pt"].append(ev["pt"][tgt_hits][first])
+        curves["eta"].append(ev.get("particle_eta", np.full(len(ev["pt"]), np.nan))[tgt_hits][first])
+        curves["dm"].append(m["dm_found"][sel])
+        curves["lhc"].append(m["lhc_found"][sel])
+    keys = per[0].keys() if per else []
+    summary = {k: float(np.nanmean([p[k] for p in per])) for k in keys}
+    return summary, {k: np.concatenate(v) if v else np.zeros(0) for k, v in curves.items()}
+
+
+def efficiency_plots(curves: dict, stem: Path) -> list[Path]:
+    """DM and LHC efficiency vs particle pT and eta, as ``<stem>_eff_pt.png`` / ``<stem>_eff_eta.png``."""
+    import matplotlib.pyplot as plt
+
+    from partx.plotting import hep_style, save_figure
+
+    hep_style()
+    paths = []
+    for var, bins, label in (("pt", np.array([0.9, 1.5, 2, 3, 5, 10, 100]), r"particle $p_T$ [GeV]"), ("eta", np.linspace(-4, 4, 17), r"particle $\eta$")):
+        fig, ax = plt.subplots()
+        centres = 0.5 * (bins[1:] + bins[:-1])
+        for rule in ("dm", "lhc"):
+            eff, n, _ = efficiency_vs(curves[var], curves[rule], bins)
+            ax.errorbar(centres, eff, yerr=np.sqrt(np.clip(eff * (1 - eff), 0, None) / np.maximum(n, 1)), marker="o", ls="", label=rule.upper())
+        ax.set_xlabel(label)
+        ax.set_ylabel("efficiency")
+        if var == "pt":
+            ax.set_xscale("log")
+        ax.legend()
+        paths.append(save_figure(fig, f"{stem}_eff_{var}.png"))
+    return paths
+
+
+def _predict_path(args) -> str | None:
+    """Where weaver writes the predictions (weaver/train.py: a bare file name goes to
+    ``<model_prefix dir>/predict_output/``); the metrics JSON and plots go beside it."""
+    out = getattr(args, "predict_output", None) if args is not None else None
+    if out and not Path(out).parent.name and getattr(args, "model_prefix", None):
+        out = str(Path(args.model_prefix).parent / "predict_output" / out)
+    return out
+
+
+def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radius", dbscan_eps: float = 0.1, **loss_kw):
+    """weaver ``evaluate`` function: loss + HEPT's acc@k metrics; at test time also tracks and the JSON."""
+    io = io or TrackingInputs()
+
+    def evaluate(model, test_loader, dev, epoch, for_training=True, loss_func=None, steps_per_epoch=None, eval_metrics=None, tb_helper=None, extra_args=None):
+        model.eval()
+        events, losses, observers, n_batches = [], [], {}, 0
+        with torch.no_grad(), tqdm.tqdm(test_loader) as tq:
+            for X, _, Z in tq:
+                batch = unpack(X, io, dev)
+                loss, emb = _loss(model, batch, variant, False, loss_kw)
+                losses.append(loss.item())
+                events.extend(_events(batch, emb))
+                if not for_training:
+                    for k, v in Z.items():
+                        observers.setdefault(k, []).append(np.asarray(v))
+                n_batches += 1
+                if steps_per_epoch is not None and n_batches >= steps_per_epoch:
+                    break
+        metrics = knn_metrics(events)
+        metrics["loss"] = float(np.mean(losses)) if losses else math.nan
+        _logger.info("Eval metrics: %s", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        main = metrics["accuracy@0.9"]
+        if for_training:
+            return main
+        phys, curves = test_physics(events, dbscan_eps)
+        metrics.update(phys)
+        metrics.update(dbscan_eps=dbscan_eps, n_events=len(events), variant=variant)
+        out = _predict_path((extra_args or {}).get("args"))
+        if out:
+            from partx.atomic import atomic_write
+
+            stem = Path(out).with_suffix("")
+            stem.parent.mkdir(parents=True, exist_ok=True)
+            path = atomic_write(f"{stem}.metrics.json", json.dumps(metrics, indent=2) + "\n")
+            print(f"tracking metrics: {path}")
+            efficiency_plots(curves, stem)
+        import awkward as ak
+
+        scores = ak.Array([ev["emb"] for ev in events])
+        labels = {"particle_id": ak.Array([ev["particle_id"] for ev in events])}
+        obs = {k: np.concatenate(v) for k, v in observers.items()}
+        return main, scores, labels, obs
+
+    return evaluate
+
+
+#: ``-o`` options read by the train / evaluate functions (weaver passes every ``-o`` option to all four
+#: network-file hooks); everything else goes to ``TrackingConfig``.
+TRAIN_OPTIONS = ("loss_variant", "dbscan_eps", "random_frac", "radius", "max_neighbors", "knn_k", "tau", "sigma", "size")
+
+
+class TrackingWeaverModel(torch.nn.Module):
+    """weaver-facing wrapper: channel-first inputs ``points (B, D, L)``, ``features (B, C, L)``,
+    ``mask (B, 1, L)`` -> embeddings ``(B, E, L)`` (zero on padding)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        from partx.models.tracking import TrackingEncoder
+
+        self.encoder = TrackingEncoder(cfg)
+
+    def forward(self, points: torch.Tensor, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(features.transpose(1, 2), points.transpose(1, 2), mask[:, 0] > 0).transpose(1, 2)
+
+
+class InfoNCELoss(torch.nn.Module):
+    """Named placeholder handed to weaver as ``loss_func`` (the custom train function computes the loss)."""
+
+    def __init__(self, variant: str):
+        super().__init__()
+        self.variant = variant
+
+    def extra_repr(self) -> str:
+        return f"variant={self.variant}"
+
+
+def _split(kwargs: dict) -> tuple[dict, dict]:
+    train = {k: v for k, v in kwargs.items() if k in TRAIN_OPTIONS}
+    return {k: v for k, v in kwargs.items() if k not in TRAIN_OPTIONS}, train
+
+
+def _loss_kw(opts: dict) -> dict:
+    pairs = {k: opts[k] for k in ("random_frac", "radius", "max_neighbors") if k in opts}
+    if "knn_k" in opts:
+        pairs["k"] = opts["knn_k"]
+    return dict(pairs=pairs, nce={k: opts[k] for k in ("tau", "sigma") if k in opts})
+
+
+def tracking_network(model: str, size: str = "S", io: TrackingInputs | None = None, flops_hits: int = 1000, **defaults):
+    """weaver network-file hooks ``(get_model, get_loss, get_train_fn, get_evaluate_fn)`` for a tracking
+    encoder. ``-o size M``, ``-o loss_variant lampa_knn``, ``-o dbscan_eps 0.2`` or any ``TrackingConfig``
+    field (``-o ordering lampa``) adjust it. weaver's FLOP printout runs the model on ``flops_hits`` hits."""
+    io = io or TrackingInputs()
+
+    def get_model(data_config, **kwargs):
+        from partx.models.tracking import tracking_config
+
+        model_kw, opts = _split(dict(defaults, **kwargs))
+        n_in = len(data_config.input_dicts[io.features])
+        n_coords = len(data_config.input_dicts[io.points])
+        cfg = tracking_config(model, opts.get("size", size), in_dim=n_in, coords_dim=n_coords, **model_kw)
+        names = list(io.model_inputs)
+        shapes = {k: (1, data_config.input_shapes[k][1], min(flops_hits, data_config.input_shapes[k][2])) for k in names}
+        info = {
+            "input_names": names,
+            "input_shapes": shapes,
+            "output_names": ["embedding"],
+            "dynamic_axes": {**{k: {0: "N", 2: "n_hits"} for k in names}, "embedding": {0: "N", 2: "n_hits"}},
+        }
+        return TrackingWeaverModel(cfg), info
+
+    def get_loss(data_config, **kwargs):
+        return InfoNCELoss(_split(dict(defaults, **kwargs))[1].get("loss_variant", "hept_radius"))
+
+    def get_train_fn(data_config, **kwargs):
+        opts = _split(dict(defaults, **kwargs))[1]
+        return make_train_fn(io, opts.get("loss_variant", "hept_radius"), **_loss_kw(opts))
+
+    def get_evaluate_fn(data_config, **kwargs):
+        opts = _split(dict(defaults, **kwargs))[1]
+        return make_evaluate_fn(io, opts.get("loss_variant", "hept_radius"), dbscan_eps=float(opts.get("dbscan_eps", 0.1)), **_loss_kw(opts))
+
+    return get_model, get_loss, get_train_fn, get_evaluate_fn
