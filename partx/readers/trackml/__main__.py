@@ -36,6 +36,10 @@ def build_parser() -> ArgumentParser:
     conv.add_argument("--out", required=True, help="dataset folder; files go to OUT/processed/")
     conv.add_argument("--set", choices=("full", "6k"), default=None, help="default: from the file name")
     conv.add_argument("--no-progress", action="store_true")
+    where = sub.add_parser("datadir", help="print the folder holding the sets (made if needed: $DATADIR_TrackML "
+                                           "or the generated default); for ./train_TrackML.sh")
+    where.add_argument("--sets", type=csv_list, default=["full"], help="sets needed (default: full)")
+    where.add_argument("--workers", type=positive_int, default=1)
     return p
 
 
@@ -46,6 +50,12 @@ def main(argv: list[str] | None = None) -> int:
 
         stats = preprocess(args.raw, args.out, args.sets, detectors=args.detectors, workers=args.workers,
                            force=args.force, max_events=args.max_events, progress=not args.no_progress)
+    elif args.command == "datadir":
+        from partx.readers.trackml.datasets import trackml_data_dir
+
+        log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731 - stdout carries only the folder
+        print(trackml_data_dir(args.sets, workers=args.workers, log=log))
+        return 0
     else:
         from partx.readers.trackml.hept_zip import convert_hept
 
