@@ -1,6 +1,6 @@
 """A tiny hand-made TrackML-format event (+ detectors.csv) for the preprocessing tests and fixture.
 
-Straight tracks from near the origin cross a small detector with TrackML's volume / layer numbering
+Tracks from near the origin (straight in r-z, bent in phi as in a 2 T field) cross a small detector with TrackML's volume / layer numbering
 (pixel barrel 8 at r = 32, 72, 116, 172 mm; pixel endcaps 7 / 9 with 7 disks; one strip barrel layer,
 volume 13, which preprocessing must drop). Each layer has 8 planar modules in phi; a hit's cells are a
 contiguous block of pixels. Hit ids increase with (volume, layer, module), as in TrackML files.
@@ -82,6 +82,12 @@ def make_event(seed: int, n_particles: int = 30, n_noise: int = 6) -> dict[str, 
         recs.append((vol, lay, np.array([rad * np.cos(ph), rad * np.sin(ph), rng.uniform(-400, 400)]), 0, 0.0, None))
     rows = []
     for vol, lay, p, pid, pt, d in recs:
+        if pid:  # bend in the 2 T field: phi(r) ~ phi0 - q 0.3 B r / (2 pT), r in m (helix, small-angle)
+            q = next(x["q"] for x in parts if x["particle_id"] == pid)
+            r = np.hypot(p[0], p[1])
+            dphi = -q * 0.3 * 2.0 * (r / 1000.0) / (2 * pt)
+            c, s_ = np.cos(dphi), np.sin(dphi)
+            p = np.array([c * p[0] - s_ * p[1], s_ * p[0] + c * p[1], p[2]])
         mod = int(np.floor((np.arctan2(p[1], p[0]) % (2 * np.pi)) / (2 * np.pi / N_MOD))) + 1
         rows.append((vol, lay, mod, p, pid, d))
     rows.sort(key=lambda r: (r[0], r[1], r[2]))

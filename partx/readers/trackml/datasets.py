@@ -114,10 +114,30 @@ def generate_default(root: Path, events: int, pileup: int | None, log: Callable[
         cmd += ["--pileup", str(pileup)]
     log("generating the default TrackML set: " + " ".join(cmd))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    rc = subprocess.run(cmd, env=env).returncode
+    rc = subprocess.run(cmd, env=env, stdout=sys.stderr).returncode  # stdout: only the folder
     if rc != 0:
         raise UserError(f"generating the default TrackML set failed (exit {rc}): {' '.join(cmd)}")
     return raw
+
+
+def prepare_local(root: Path, sets: list[str], *, workers: int = 1, progress: bool = True,
+                  log: Callable[[str], None] = print) -> dict:
+    """What ``get_datasets.py TrackML`` does after downloading: unpack Kaggle zips found in ``root/raw``,
+    verify and preprocess the raw events into ``root/processed/{set}``, convert HEPT files into ``root/hept``.
+    Returns {"raw_events": n or 0, "hept": [converted sets]}."""
+    from partx.readers.trackml.preprocess import preprocess
+
+    raw = raw_events_dir(root) or unpack_kaggle(root, log)
+    n = 0
+    if raw is None:
+        log(f"TrackML raw events: none in {root / 'raw'} or {root / 'raw_events'}. Kaggle needs a login: download "
+            f"train_1..5.zip (or train_sample.zip) and detectors.zip from "
+            f"https://www.kaggle.com/c/trackml-particle-identification/data into {root / 'raw'} and re-run "
+            f"(./get_datasets.py TrackML --local-only) to unpack, verify and preprocess them")
+    else:
+        n = len(verify_raw(raw, log))
+        preprocess(raw, root, sets, workers=workers, progress=progress, log=log)
+    return {"raw_events": n, "hept": convert_hept_present(root, log)}
 
 
 def trackml_data_dir(sets: list[str], *, workers: int = 1, events: int | None = None, pileup: int | None = None,
@@ -145,7 +165,7 @@ def trackml_data_dir(sets: list[str], *, workers: int = 1, events: int | None = 
         raw = raw_events_dir(root) or unpack_kaggle(root, log)
         if raw is not None:
             verify_raw(raw, log)
-            preprocess(raw, root, sets, workers=workers)
+            preprocess(raw, root, sets, workers=workers, log=log)
             return root
         convert_hept_present(root, log)
         if all(has_set(root / "hept", s) for s in sets):
@@ -162,5 +182,5 @@ def trackml_data_dir(sets: list[str], *, workers: int = 1, events: int | None = 
     raw = root / "raw_events"
     if len(list_events(raw, parts=schema.PARTS) if raw.is_dir() else []) < n:
         generate_default(root, n, mu, log)  # resumable: finished events are kept
-    preprocess(raw, root, missing, workers=workers)
+    preprocess(raw, root, missing, workers=workers, log=log)
     return root

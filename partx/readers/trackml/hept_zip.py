@@ -96,6 +96,8 @@ def load_hept_processed(path: str | os.PathLike) -> tuple[dict, dict, str]:
     path = Path(path)
     if not path.is_file():
         raise HEPTFileError(f"HEPT processed file {path} does not exist")
+    if not zipfile.is_zipfile(path):  # torch.save's format since torch 1.6 (HEPT used torch 2.3) is a zip
+        raise HEPTFileError(f"{path} is not a torch.save file (truncated or not HEPT's data-*.pt?)")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False, mmap=True, pickle_module=_shim)
         how = "shim"

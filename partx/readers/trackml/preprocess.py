@@ -17,6 +17,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -27,7 +28,7 @@ from partx.datagen.trackml.io import TrackMLFormatError, list_events, read_detec
 from partx.readers.trackml.event import EventHits, build_event
 from partx.readers.trackml.features import DetectorTable, hept_coords, scaled_features
 from partx.readers.trackml.rootio import write_rows
-from partx.readers.trackml.sectors import SETS, sector_hits
+from partx.readers.trackml.sectors import SET_LENGTHS, SETS, sector_hits
 from partx.readers.trackml.split import SPLITS, split_events
 
 
@@ -114,7 +115,8 @@ def _check_manifest(processed: Path, split: dict[str, list[int]], raw_dir: Path,
 
 def preprocess(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, sets: list[str], *,
                detectors: str | os.PathLike | None = None, workers: int = 1, force: bool = False,
-               max_events: int | None = None, progress: bool = True) -> dict:
+               max_events: int | None = None, progress: bool = True,
+               log: Callable[[str], None] = print) -> dict:
     """Preprocess every event of ``raw_dir`` into ``out_dir/processed/{set}/{split}/``; return run statistics.
 
     Args:
@@ -125,6 +127,7 @@ def preprocess(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, sets: lis
         workers: processes.
         force: rewrite existing files (and the manifest).
         max_events: only the first N events (by id) -- the split is made over these.
+        log: where messages go (resume note, truncation warning).
     """
     from tqdm import tqdm
 
@@ -154,7 +157,7 @@ def preprocess(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, sets: lis
                 jobs.append((str(raw_dir), e, targets))
     skipped = len(events) - len(jobs)
     if skipped:
-        print(f"resuming: {skipped} of {len(events)} event(s) already preprocessed for {', '.join(sets)}")
+        log(f"resuming: {skipped} of {len(events)} event(s) already preprocessed for {', '.join(sets)}")
     results = []
     t0 = time.perf_counter()
     with tqdm(total=len(jobs), desc="TrackML preprocess", unit="event", disable=not progress) as bar:
@@ -171,6 +174,11 @@ def preprocess(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, sets: lis
     wall = time.perf_counter() - t0
     stats = summarize(results, wall, workers)
     stats["out"] = str(processed)
+    for name, h in stats.get("hits_per_row", {}).items():
+        if h["max"] > SET_LENGTHS[name]:
+            log(f"WARNING: set {name}: a row has {h['max']} hits, more than the {SET_LENGTHS[name]} of "
+                f"data/TrackML/TrackML_{name}.yaml: weaver keeps only the first {SET_LENGTHS[name]} (outer layers "
+                f"dropped); raise `length` there")
     if results:
         atomic_write(processed / "preprocess_stats.json", json.dumps(stats, indent=1) + "\n")
     return stats
