@@ -3,7 +3,8 @@
 Every file goes to a hidden temporary name in the output directory and is renamed when complete
 (``partx.atomic.atomic_path``), so an interrupted run never leaves a truncated CSV under a final name;
 an event counts as done only when all four of its files exist (``event_complete``).
-Floats are written with 7 significant digits (float32 precision, as the real files).
+Floats are written as the shortest text that reads back to the same float32 (pyarrow's CSV writer,
+~10x faster than pandas' ``to_csv``; pandas with 7 significant digits when pyarrow is missing).
 """
 
 from __future__ import annotations
@@ -23,9 +24,20 @@ FLOAT_FORMAT = "%.7g"
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``df`` (header, no index) to ``path`` (``.csv`` or ``.csv.gz``) through a temporary file."""
     path = Path(path)
+    gz = path.suffix == ".gz"
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT,
-                  compression="gzip" if path.suffix == ".gz" else None)
+        try:
+            import pyarrow as pa
+            import pyarrow.csv as pcsv
+        except ImportError:
+            df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, compression="gzip" if gz else None)
+            return path
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        header = (",".join(map(str, df.columns)) + "\n").encode()  # pyarrow would quote the names
+        with (pa.CompressedOutputStream(str(tmp), "gzip") if gz else pa.OSFile(str(tmp), "wb")) as f:
+            f.write(header)
+            if len(df):
+                pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="none"))
     return path
 
 
