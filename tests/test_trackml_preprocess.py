@@ -30,7 +30,7 @@ from partx.readers.trackml.split import hept_graph_split, split_events  # noqa: 
 
 REPO = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "trackml_hept"
-RAW = FIX / "raw"
+RAW = FIX / "handmade"
 COORDS = ("hit_pos_eta", "hit_pos_phi", "hit_r", "hit_phi", "hit_z", "hit_eta_rz")
 
 
@@ -38,14 +38,20 @@ def _event(e: int, raw: Path = RAW):
     return build_event(e, read_event(raw, e), DetectorTable(read_detectors(raw)))
 
 
-def test_features_coords_labels_equal_hept():
-    hept = np.load(FIX / "hept_outputs.npz")
+@pytest.mark.parametrize("folder,events", [(RAW, (1000, 1001)), (FIX / "gen", (1000,))], ids=["handmade", "generator"])
+def test_features_coords_labels_equal_hept(folder, events):
+    """partx == HEPT's own preprocessing on the same CSVs: hand-made events (every sector count) and an event of
+    partx's generator (1, 3, 10 sectors)."""
+    hept = np.load(folder / "hept_outputs.npz")
+    counts = sorted({int(k.split("_")[0][1:]) for k in hept.files})
     checked = 0
-    for e in (1000, 1001):
-        ev = _event(e)
+    for e in events:
+        ev = _event(e, folder)
         assert (ev.particle_id == 0).any() and (~ev.reconstructable[ev.particle_id > 0]).any()
-        for n in SETS.values():
-            for r in pre.event_rows(ev, n):
+        for n in counts:
+            rows = pre.event_rows(ev, n)
+            assert len(rows) == n
+            for r in rows:
                 k = f"n{n}_e{e}_s{r['sector_id']}"
                 x = np.stack([r[b] for b in FEATURE_BRANCHES], axis=1)
                 np.testing.assert_allclose(x, hept[k + "_x"], rtol=1e-6, atol=1e-7, err_msg=k)
