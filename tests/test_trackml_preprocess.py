@@ -210,7 +210,7 @@ def test_interrupted_run_leaves_no_partial_file(tmp_path, monkeypatch):
     # an interrupt inside the real writer (uproot half-way through a file) leaves nothing behind
     import uproot
 
-    def half_written(tmp):
+    def half_written(tmp, **kw):
         Path(tmp).write_bytes(b"root" * 100)
         raise KeyboardInterrupt
 

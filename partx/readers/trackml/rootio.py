@@ -42,6 +42,19 @@ HIT_DTYPES: dict[str, str] = {
 ROW_DTYPES: dict[str, str] = {"event_id": "int64", "sector_id": "int32", "n_sectors": "int32"}
 
 
+def _compression():
+    """LZ4 (5x faster to write than uproot's default ZLIB here, files ~35% larger) when lz4 + xxhash are
+    installed -- weaver-core requires both, so whoever reads these files with weaver has them -- else ZLIB."""
+    import uproot
+
+    try:
+        import lz4  # noqa: F401
+        import xxhash  # noqa: F401
+    except ImportError:
+        return uproot.ZLIB(1)
+    return uproot.LZ4(1)
+
+
 def write_rows(path: str | os.PathLike, rows: list[dict[str, np.ndarray]]) -> Path:
     """Write rows (each: ``ROW_DTYPES`` scalars + ``HIT_DTYPES`` (N_row,) arrays) to one ROOT file, atomically.
 
@@ -60,7 +73,7 @@ def write_rows(path: str | os.PathLike, rows: list[dict[str, np.ndarray]]) -> Pa
         fields[k[len("hit_"):]] = ak.unflatten(flat, counts)
     data["hit"] = ak.zip(fields)
     types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in data.items()}
-    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+    with atomic_path(path) as tmp, uproot.recreate(tmp, compression=_compression()) as f:
         f.mktree(TREE_NAME, types).extend(data)
     return path
 
