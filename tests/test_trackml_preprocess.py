@@ -160,6 +160,8 @@ def test_reconstructable_is_computed_on_the_whole_event():
 def test_split_by_event_80_10_10():
     s = split_events([1009, 1000, 1005, 1001, 1002, 1003, 1004, 1006, 1007, 1008])
     assert s == {"train": list(range(1000, 1008)), "val": [1008], "test": [1009]}
+    assert split_events(range(25)) == {"train": list(range(20)), "val": [20, 21], "test": [22, 23, 24]}
+    assert split_events([3, 1, 2]) == {"train": [1], "val": [2], "test": [3]}  # tiny sets: val, test not empty
     h = hept_graph_split(np.repeat(np.arange(20, 0, -1), 10))  # 20 events x 10 sectors, reversed
     assert len(h["train"]) == 160 and len(h["val"]) == 20 and len(h["test"]) == 20
 
@@ -326,3 +328,21 @@ def test_default_dir_preprocesses_pregenerated_events(tmp_path, monkeypatch):
     from partx.cli import UserError
     with pytest.raises(UserError, match="not a directory"):
         trackml_data_dir(["full"])
+
+
+def test_get_datasets_trackml_local_only(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("get_datasets", REPO / "get_datasets.py")
+    gd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gd)
+    shutil.copytree(RAW, tmp_path / "TrackML" / "raw_events")
+    env = tmp_path / "env.sh"
+    argv = ["TrackML", "--local-only", "-d", str(tmp_path), "-e", str(env), "--sets", "6k", "--no-progress"]
+    assert run_main(gd.main, argv) == 0
+    assert env.read_text() == f"export DATADIR_TrackML={tmp_path / 'TrackML'}\n"
+    assert len(list((tmp_path / "TrackML" / "processed" / "6k").rglob("*.root"))) == 2
+    capsys.readouterr()
+    assert run_main(gd.main, ["JetClass", "--local-only", "-d", str(tmp_path), "--no-env"]) == 2
+    assert run_main(gd.main, ["TrackML", "--local-only", "--sets", "5k", "-d", str(tmp_path), "--no-env"]) == 2
+    assert "unknown TrackML set(s) 5k" in capsys.readouterr().err

@@ -16,6 +16,7 @@ Without ``$DATADIR_TrackML`` partx generates a small set with its toy detector
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -182,5 +183,8 @@ def trackml_data_dir(sets: list[str], *, workers: int = 1, events: int | None = 
     raw = root / "raw_events"
     if len(list_events(raw, parts=schema.PARTS) if raw.is_dir() else []) < n:
         generate_default(root, n, mu, log)  # resumable: finished events are kept
+        if (root / "processed").exists():  # more events: a new split, so our own derived files are rebuilt
+            shutil.rmtree(root / "processed")
+        missing = list(sets)
     preprocess(raw, root, missing, workers=workers, log=log)
     return root

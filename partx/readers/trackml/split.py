@@ -15,10 +15,17 @@ SPLITS = ("train", "val", "test")
 
 
 def split_events(event_ids: list[int] | np.ndarray, fractions: tuple[float, float] = (0.8, 0.1)) -> dict[str, list[int]]:
-    """Sorted event ids -> {"train": first int(0.8 n), "val": next int(0.1 n), "test": the rest}."""
+    """Sorted event ids -> {"train": first int(0.8 n), "val": next int(0.1 n), "test": the rest}.
+
+    With 3 to 9 events int(0.1 n) is 0; val and test then get one event each (taken from train), so a small
+    generated set can still be trained and evaluated. From 10 events on this is HEPT's formula.
+    """
     ids = sorted(int(e) for e in event_ids)
     n_train = int(len(ids) * fractions[0])
     n_val = int(len(ids) * fractions[1])
+    if len(ids) >= 3 and n_val == 0:
+        n_val = 1
+        n_train = min(n_train, len(ids) - 2)
     return {"train": ids[:n_train], "val": ids[n_train:n_train + n_val], "test": ids[n_train + n_val:]}
 
 
