@@ -346,3 +346,24 @@ def test_get_datasets_trackml_local_only(tmp_path, capsys):
     assert run_main(gd.main, ["JetClass", "--local-only", "-d", str(tmp_path), "--no-env"]) == 2
     assert run_main(gd.main, ["TrackML", "--local-only", "--sets", "5k", "-d", str(tmp_path), "--no-env"]) == 2
     assert "unknown TrackML set(s) 5k" in capsys.readouterr().err
+
+
+def test_weaver_truncates_to_the_first_hits_and_preprocess_warns(processed, tmp_path, monkeypatch):
+    """The padding policy rests on this weaver behaviour: a row longer than `length` keeps its first hits."""
+    import torch
+    from weaver.utils.dataset import SimpleIterDataset
+
+    text = (REPO / "data" / "TrackML" / "TrackML_full.yaml").read_text().replace(str(SET_LENGTHS["full"]), "16")
+    yml = tmp_path / "short.yaml"
+    yml.write_text(text)
+    f = processed / "processed" / "full" / "train" / "event000002000.root"
+    ds = SimpleIterDataset({"_": [str(f)]}, str(yml), for_training=False, fetch_by_files=True, fetch_step=1,
+                           async_load=False, name="t")
+    X, y, Z = next(iter(torch.utils.data.DataLoader(ds, batch_size=1, num_workers=0)))
+    row = read_rows(f)
+    assert int(Z["nhit"][0]) > 16 and X["hit_features"].shape[-1] == 16
+    np.testing.assert_allclose(X["hit_features"][0, 0].numpy(), row.hit_r[0][:16].to_numpy())
+    monkeypatch.setitem(SET_LENGTHS, "full", 10)
+    logs = []
+    pre.preprocess(processed / "raw", tmp_path / "o", ["full"], progress=False, log=logs.append, max_events=2)
+    assert any("more than the 10 of data/TrackML/TrackML_full.yaml" in m for m in logs)
