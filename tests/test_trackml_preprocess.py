@@ -94,8 +94,19 @@ def ak_flat(a):
     return ak.flatten(a).to_numpy()
 
 
-def test_hept_file_errors(tmp_path):
+def test_hept_file_errors(tmp_path, monkeypatch):
+    from partx.readers.trackml import hept_zip
     from partx.readers.trackml.hept_zip import HEPTFileError, convert_hept
+
+    class Unknown(hept_zip._ShimUnpickler):  # a PyG layout the shim does not know
+        def find_class(self, module, name):
+            raise RuntimeError("unknown layout")
+
+    monkeypatch.setattr(hept_zip._shim, "Unpickler", Unknown)
+    monkeypatch.setitem(sys.modules, "torch_geometric", None)  # not installed
+    with pytest.raises(HEPTFileError, match="pip install torch_geometric"):
+        convert_hept(FIX / "tracking-6k-processed.zip", tmp_path / "o", progress=False)
+    monkeypatch.undo()
 
     bad = tmp_path / "tracking-6k-processed.zip"
     bad.write_bytes(b"not a zip")
@@ -108,13 +119,9 @@ def test_hept_file_errors(tmp_path):
 
 
 def _ring_event(seed=7, n_particles=300):
+    """A denser hand-made event (uniform in phi) for the sector tests."""
     d = trackml_tiny.make_event(seed, n_particles=n_particles, n_noise=40)
-    import pandas as pd  # noqa: F401
-    return build_event(seed, d, DetectorTable(read_detectors_frame()))
-
-
-def read_detectors_frame():
-    return trackml_tiny.detectors()
+    return build_event(seed, d, DetectorTable(trackml_tiny.detectors()))
 
 
 @pytest.mark.parametrize("n", [6, 10, 20])
@@ -128,7 +135,7 @@ def test_every_hit_of_reconstructable_particles_is_in_a_sector(n):
 
 
 @pytest.mark.parametrize("n", [2, 3])
-def test_two_and_three_sectors_leave_heptss_phi_gaps(n):
+def test_two_and_three_sectors_leave_hepts_phi_gaps(n):
     """HEPT's slope = arctan(pi/n) makes the extended half-angle smaller than pi/n for n = 2, 3: the hits
     outside are exactly those farther than that angle from every sector axis (documented, kept exact)."""
     ev = _ring_event()

@@ -124,26 +124,30 @@ def load_hept_processed(path: str | os.PathLike) -> tuple[dict, dict, str]:
     return mapping, dict(slices), how
 
 
-def graph_rows(mapping: dict, slices: dict, n_sectors: int) -> list[dict[str, np.ndarray]]:
-    """One partx row (``rootio`` branches) per HEPT graph, in file order."""
-    n_graphs = len(slices["x"]) - 1
-    out = []
-    for i in range(n_graphs):
-        g = {k: mapping[k][slices[k][i]:slices[k][i + 1]].numpy() for k in NODE_KEYS + GRAPH_KEYS}
-        x = g["x"].astype(np.float32)
-        row = {"event_id": int(g["evtid"][0]), "sector_id": int(g["s"][0]), "n_sectors": n_sectors}
-        for j, name in enumerate(("r", "phi", "z", "eta_rz", "u", "v", "charge_frac", "leta", "lphi",
-                                  "lx", "ly", "lz", "geta", "gphi")):
-            row[f"hit_{name}"] = x[:, j]
-        row["hit_layer"] = g["layer"].astype(np.float32) / np.float32(10.0)  # TrackingTransform
-        pos = g["pos"].astype(np.float32)
-        pid = g["particle_id"].astype(np.int64)
-        row.update(hit_pos_eta=pos[:, 0], hit_pos_phi=pos[:, 1], hit_particle_id=pid, hit_pt=g["pt"],
-                   hit_reconstructable=g["reconstructable"], hit_particle_eta=np.nan_to_num(g["eta"]),
-                   hit_sector=g["sector"], hit_particle_nhits=g["n_hits"], hit_particle_nlayers=g["n_layers_hit"],
-                   hit_layer_id=g["layer"], hit_id=np.full(len(pid), -1, np.int64))  # HEPT keeps no hit ids
-        out.append(row)
-    return out
+def graph_row(mapping: dict, slices: dict, i: int, n_sectors: int) -> dict[str, np.ndarray]:
+    """Graph ``i`` of a HEPT file as one partx row (``rootio`` branches); reads only that graph's slices."""
+    g = {k: mapping[k][int(slices[k][i]):int(slices[k][i + 1])].numpy() for k in NODE_KEYS + GRAPH_KEYS}
+    x = g["x"].astype(np.float32)
+    row = {"event_id": int(g["evtid"][0]), "sector_id": int(g["s"][0]), "n_sectors": n_sectors}
+    for j, name in enumerate(("r", "phi", "z", "eta_rz", "u", "v", "charge_frac", "leta", "lphi",
+                              "lx", "ly", "lz", "geta", "gphi")):
+        row[f"hit_{name}"] = x[:, j]
+    row["hit_layer"] = g["layer"].astype(np.float32) / np.float32(10.0)  # TrackingTransform
+    pos = g["pos"].astype(np.float32)
+    pid = g["particle_id"].astype(np.int64)
+    row.update(hit_pos_eta=pos[:, 0], hit_pos_phi=pos[:, 1], hit_particle_id=pid, hit_pt=g["pt"],
+               hit_reconstructable=g["reconstructable"], hit_particle_eta=np.nan_to_num(g["eta"]),
+               hit_sector=g["sector"], hit_particle_nhits=g["n_hits"], hit_particle_nlayers=g["n_layers_hit"],
+               hit_layer_id=g["layer"], hit_id=np.full(len(pid), -1, np.int64))  # HEPT keeps no hit ids
+    return row
+
+
+def graph_ids(mapping: dict, slices: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(event id, sector) of every graph, without reading the hits."""
+    n = len(slices["x"]) - 1
+    ev = np.array([int(mapping["evtid"][int(slices["evtid"][i])]) for i in range(n)], dtype=np.int64)
+    sec = np.array([int(mapping["s"][int(slices["s"][i])]) for i in range(n)], dtype=np.int64)
+    return ev, sec
 
 
 def _particle_index(rows: list[dict]) -> None:
@@ -205,16 +209,16 @@ def convert_hept(source: str | os.PathLike, out_dir: str | os.PathLike, *, set_n
         set_name = "6k" if "6k" in pt.name else "full"
     n_sectors = 10 if set_name == "6k" else 1
     mapping, slices, how = load_hept_processed(pt)
-    rows = graph_rows(mapping, slices, n_sectors)
-    split = hept_graph_split(np.array([r["event_id"] for r in rows]))
+    evtid, sector = graph_ids(mapping, slices)
+    split = hept_graph_split(evtid)
     written = 0
     for part, idx in split.items():
-        by_event: dict[int, list[dict]] = {}
-        for i in idx:
-            by_event.setdefault(rows[i]["event_id"], []).append(rows[i])
-        for e, ev_rows in tqdm(sorted(by_event.items()), desc=f"HEPT {set_name} {part}", disable=not progress):
-            ev_rows.sort(key=lambda r: r["sector_id"])
+        by_event: dict[int, list[int]] = {}
+        for i in idx:  # HEPT splits graphs: with few events, one event's sectors may straddle two splits
+            by_event.setdefault(int(evtid[i]), []).append(int(i))
+        for e, graphs in tqdm(sorted(by_event.items()), desc=f"HEPT {set_name} {part}", disable=not progress):
+            ev_rows = [graph_row(mapping, slices, i, n_sectors) for i in sorted(graphs, key=lambda i: sector[i])]
             _particle_index(ev_rows)
             write_rows(processed / set_name / part / f"event{e:09d}.root", ev_rows)
             written += 1
-    return {"graphs": len(rows), "event_files": written, "set": set_name, "unpickler": how, "source": str(pt)}
+    return {"graphs": len(evtid), "event_files": written, "set": set_name, "unpickler": how, "source": str(pt)}
