@@ -150,7 +150,8 @@ class Propagator:
         self.cyl_zmax = np.array([c[2] for c in cyl])
         self.cyl_x0 = np.array([c[3] for c in cyl])
         # disk planes: layers sharing a z (pixel and strip disks may) are one plane, up to 2 layers each
-        zs = sorted({round(L.z, 6) for _, L in disks})
+        # (+inf sentinel: a detector without disks still indexes safely; a plane at infinity is never reached)
+        zs = sorted({round(L.z, 6) for _, L in disks}) or [np.inf]
         self.disk_z = np.array(zs)
         self.disk_layers = np.full((len(zs), 2), -1)
         for i, L in disks:
