@@ -295,3 +295,35 @@ def test_workers_give_the_same_events(gen_dir, tmp_path):
         for part in schema.PARTS:
             name = f"event{e:09d}-{part}.csv"
             assert (out / name).read_bytes() == (gen_dir / name).read_bytes(), name
+
+
+def test_summary_and_plot(gen_dir, tmp_path, capsys):
+    from partx.datagen.trackml.summary import summarise
+
+    s = summarise(gen_dir)
+    h = read_event(gen_dir, 1000, parts=("hits",))["hits"]
+    assert s.events == [1000, 1001] and s.hits[0] == len(h)
+    assert s.pixel_hits[0] == int(h.volume_id.isin([7, 8, 9]).sum()) and 0 < s.n_pt_reco <= s.n_pt
+    rc, _ = _cli(["trackml-summary", str(gen_dir), "--plot", str(tmp_path / "s.png")], capsys)
+    assert rc == 0 and (tmp_path / "s.png").stat().st_size > 0
+
+
+def test_ctrl_c_leaves_no_partial_files(tmp_path, monkeypatch, capsys):
+    from partx.datagen.trackml import writer
+
+    calls = []
+    real = writer._write_plain
+
+    def interrupt_in_second_event(df, path, gz):
+        calls.append(path)
+        if len(calls) == 6:  # second event, second file: after a temporary file exists
+            raise KeyboardInterrupt
+        real(df, path, gz)
+
+    monkeypatch.setattr(writer, "_write_plain", interrupt_in_second_event)
+    rc, err = _cli(["trackml", "--out", str(tmp_path), "--events", "2", "--pileup", "0", "--seed", "7",
+                    "--noise-fraction", "0.05", "--quiet"], capsys)
+    assert rc == 130 and err.count("\n") == 1 and "interrupted" in err
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert not [n for n in names if n.startswith(".")]
+    assert [n for n in names if n.startswith("event")] == [f"event000001000-{p}.csv" for p in sorted(schema.PARTS)]
