@@ -112,7 +112,8 @@ def test_hits_lie_on_their_modules(gen_dir):
     d = Detector(mods)
     key = pd.MultiIndex.from_frame(mods[["volume_id", "layer_id", "module_id"]])
     ev = read_event(gen_dir, 1000)
-    for frame, cols in ((ev["hits"], ("x", "y", "z")), (ev["truth"].assign(**ev["hits"][["volume_id", "layer_id", "module_id"]]), ("tx", "ty", "tz"))):
+    truth = ev["truth"].assign(**ev["hits"][["volume_id", "layer_id", "module_id"]])
+    for frame, cols in ((ev["hits"], ("x", "y", "z")), (truth, ("tx", "ty", "tz"))):
         idx = key.get_indexer(pd.MultiIndex.from_frame(frame[["volume_id", "layer_id", "module_id"]]))
         assert (idx >= 0).all(), "a hit names a module missing from detectors.csv"
         loc = d.to_local(idx, frame[list(cols)].to_numpy(np.float64))

@@ -36,7 +36,8 @@ class Summary:
         frac = self.n_pt_reco / self.n_pt if self.n_pt else float("nan")
         lines = [
             f"events: {len(self.events)}",
-            f"hits / event: {np.mean(self.hits):.0f} (pixel {np.mean(self.pixel_hits):.0f}, noise {np.mean(self.noise_hits):.0f})",
+            f"hits / event: {np.mean(self.hits):.0f} (pixel {np.mean(self.pixel_hits):.0f}, "
+            f"noise {np.mean(self.noise_hits):.0f})",
             f"hits per particle (particles with hits): mean {hpp.mean() if hpp.size else float('nan'):.2f}, "
             f"median {np.median(hpp) if hpp.size else float('nan'):.0f}",
             f"pT > {PT_CUT} GeV particles reconstructable (>= {MIN_PIXEL_LAYERS} pixel layers): "
