@@ -34,6 +34,9 @@ def _noise(det: Detector, n: int, rng: np.random.Generator):
     c1 = np.floor((v + det.hv[m]) / det.pitch[m, 1]).astype(np.int64)
     cu = -det.maxhu[m] + (c0 + 0.5) * det.pitch[m, 0]
     cv = -det.hv[m] + (c1 + 0.5) * det.pitch[m, 1]
+    # the last cell of a row may stick out of the module (size not a multiple of the pitch): stay inside
+    cv = np.clip(cv, -det.hv[m], det.hv[m])
+    cu = np.clip(cu, -det.half_u(m, cv), det.half_u(m, cv))
     return m, loc, np.stack([cu, cv], 1), c0, c1, det.t[m] * DEDX
 
 

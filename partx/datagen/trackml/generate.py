@@ -84,6 +84,8 @@ def _init_state(settings: Settings, modules) -> None:
     from partx.datagen.trackml.geometry import Detector
     from partx.datagen.trackml.propagate import Propagator
 
+    if _STATE.get("settings") == settings:  # same physics and detector (its hash is in settings): reuse
+        return
     det = Detector(modules)
     _STATE.update(settings=settings, det=det, prop=Propagator(det, scattering=settings.scattering),
                   source=EventSource(settings.seed, settings.pileup, settings.pt_min, settings.hard_scatter))

@@ -2,20 +2,24 @@
 
 Layout (mm; volume ids and radii / disk positions as in the TrackML detector, arXiv:1904.06778):
 
-=======  ==============  =========================  ===============================  ============  ========
-volume   kind            layers (layer_id: r or z)  extent                           module (u×v)  pitch u×v
-=======  ==============  =========================  ===============================  ============  ========
-8        pixel barrel    2,4,6,8: r 32,72,116,172   |z| < 491                        16.8 × 72     50 × 56 µm
-7 / 9    pixel endcaps   2..14: |z| 600..1500 (7)   r 30 – 176, 2 rings              trapezoids    50 × 56 µm
-13       short strips    2,4,6,8: r 260,360,500,660 |z| < 1080                       48 × 108      80 µm × 1.2 mm
-12 / 14  short strip EC  2..12: |z| 1300..2950 (6)  r 230 – 700                      trapezoids    80 µm × 1.2 mm
-17       long strips     2,4: r 820, 1020           |z| < 1080                       96 × 108      120 µm × 10.4 mm
-16 / 18  long strip EC   2..12: |z| 1300..2950 (6)  r 720 – 1020                     trapezoids    120 µm × 10.4 mm
-=======  ==============  =========================  ===============================  ============  ========
+=======  ==============  =========================  ==================  ============  ================  =====
+volume   kind            layers (layer_id: r or z)  extent              module (u×v)  pitch u × v       t
+=======  ==============  =========================  ==================  ============  ================  =====
+8        pixel barrel    2,4,6,8: r 32,72,116,172   |z| < 491           16.8 × 72     50 × 56.25 µm     0.15
+7 / 9    pixel endcaps   2..14: |z| 600..1500 (7)   r 30 – 174, 2 rings 16.8 × 72     50 × 56.25 µm     0.15
+13       short strips    2,4,6,8: r 260,360,500,660 |z| < 1080          48 × 108      80 µm × 1.2 mm    0.25
+12 / 14  short strip EC  2..12: |z| 1220..2950 (6)  r 236 – 700         trapezoids    80 µm × 1.2 mm    0.25
+17       long strips     2,4: r 820, 1020           |z| < 1080          48 × 108      120 µm × 10.8 mm  0.35
+16 / 18  long strip EC   2..12: |z| 1220..2950 (6)  r 720 – 1020        trapezoids    120 µm × 10.4 mm  0.35
+=======  ==============  =========================  ==================  ============  ================  =====
+
+Module sizes, thicknesses, pitches and disk positions are those of the real TrackML ``detectors.csv``
+(as shipped in Graph-COM/HEPT ``data/tracking/raw/preprocessing/detector_kaggle.csv``); the tiling is
+ours (the real barrel modules are tilted, ours are not; module counts differ by a few per cent).
 
 Layer ids count in steps of 2 from 2 as in TrackML; endcap layers are numbered in increasing z (so on
 the -z side, volumes 7 / 12 / 16, layer 2 is the outermost disk). Barrel modules are tangent planes
-(w radial, u along φ, v along z) tiled in φ with ~5 % overlap, neighbours staggered ±1 mm (pixels) /
+(w radial, u along φ, v along z) tiled in φ with ~20 % overlap (standing in for the real tilt), neighbours staggered ±1 mm (pixels) /
 ±2 mm (strips) in radius so that overlapping modules do not intersect; endcap modules are trapezoids
 (v radial) in rings, staggered in z the same way. A module's frame: ``global = c + rot @ (u, v, w)``,
 |u| < minhu..maxhu (linear in v), |v| < hv, |w| < module_t / 2.
@@ -64,27 +68,29 @@ class EndcapSpec:
     rmin: float
     rmax: float
     hv: float  # radial half-length of a ring's modules (upper bound; rings are spread evenly)
-    max_hu: float  # largest half-width in u of a trapezoid
+    max_hu: float  # largest half-width in u of a trapezoid (or the half-width of a rectangle)
     t: float
     pitch_u: float
     pitch_v: float
     stagger: float
+    trapezoid: bool = True
 
 
-PIXEL_PITCH = (0.05, 0.05556)
+PIXEL_PITCH = (0.05, 0.05625)
 BARRELS = (
     BarrelSpec(8, (32.0, 72.0, 116.0, 172.0), 491.0, 8.4, 36.0, 0.15, *PIXEL_PITCH, 1.0),
     BarrelSpec(13, (260.0, 360.0, 500.0, 660.0), 1080.0, 24.0, 54.0, 0.25, 0.08, 1.2, 2.0),
-    BarrelSpec(17, (820.0, 1020.0), 1080.0, 48.0, 54.0, 0.35, 0.12, 10.4, 2.0),
+    BarrelSpec(17, (820.0, 1020.0), 1080.0, 24.0, 54.0, 0.35, 0.12, 10.8, 2.0),
 )
-_STRIP_DISKS = (1300.0, 1550.0, 1850.0, 2200.0, 2550.0, 2950.0)
+_STRIP_DISKS = (1220.0, 1500.0, 1800.0, 2150.0, 2550.0, 2950.0)
 ENDCAPS = (
-    EndcapSpec((7, 9), (600.0, 700.0, 820.0, 960.0, 1100.0, 1300.0, 1500.0), 30.0, 176.0, 37.0, 9.0, 0.15,
-               *PIXEL_PITCH, 1.0),
-    EndcapSpec((12, 14), _STRIP_DISKS, 230.0, 700.0, 54.0, 26.0, 0.25, 0.08, 1.2, 2.0),
-    EndcapSpec((16, 18), _STRIP_DISKS, 720.0, 1020.0, 54.0, 50.0, 0.35, 0.12, 10.4, 2.0),
+    EndcapSpec((7, 9), (600.0, 700.0, 820.0, 960.0, 1100.0, 1300.0, 1500.0), 30.0, 174.0, 36.0, 8.4, 0.15,
+               *PIXEL_PITCH, 1.0, trapezoid=False),
+    EndcapSpec((12, 14), _STRIP_DISKS, 236.0, 700.0, 78.0, 32.0, 0.25, 0.08, 1.2, 2.0),
+    EndcapSpec((16, 18), _STRIP_DISKS, 720.0, 1020.0, 78.0, 68.0, 0.35, 0.12, 10.4, 2.0),
 )
-_OVERLAP = 1.05  # modules 5 % wider / longer than the gap-free tiling
+_OVERLAP = 1.05  # modules 5 % longer than the gap-free tiling (z in barrels, r in disks; φ in disks)
+_PHI_OVERLAP = 1.2  # barrel modules per ring: 20 % more than gap-free (the real ones are tilted and overlap)
 
 
 @dataclass
@@ -112,7 +118,7 @@ def _rot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 def _barrel_modules(spec: BarrelSpec) -> list[dict]:
     rows = []
     for li, r in enumerate(spec.radii):
-        nphi = math.ceil(2 * math.pi * r / (2 * spec.hu / _OVERLAP))
+        nphi = math.ceil(2 * math.pi * r / (2 * spec.hu / _PHI_OVERLAP))
         nphi += nphi % 2  # even, so the ±stagger alternates all round
         nz = math.ceil(2 * spec.zmax / (2 * spec.hv))
         zc = -spec.zmax + (np.arange(nz) + 0.5) * (2 * spec.zmax / nz)
@@ -151,8 +157,11 @@ def _endcap_modules(spec: EndcapSpec) -> list[dict]:
             nphi = math.ceil(math.pi * (rc + hv) / spec.max_hu * _OVERLAP)
             nphi += nphi % 2
             half = math.pi / nphi
-            minhu = (rc - hv) * math.tan(half) * _OVERLAP
-            maxhu = (rc + hv) * math.tan(half) * _OVERLAP
+            if spec.trapezoid:
+                minhu = (rc - hv) * math.tan(half) * _OVERLAP
+                maxhu = (rc + hv) * math.tan(half) * _OVERLAP
+            else:
+                minhu = maxhu = spec.max_hu
             phi = (np.arange(nphi) + 0.5 * (ir % 2)) * 2 * half
             cphi, sphi = np.cos(phi), np.sin(phi)
             u = np.stack([-sphi, cphi, np.zeros(nphi)], axis=1)

@@ -74,7 +74,8 @@ def _convert(s: pd.Series, dt: np.dtype, path: Path, col: str) -> np.ndarray:
     if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
         bad = pd.to_numeric(s, errors="coerce").isna() & s.notna()
         first = s[bad].iloc[0] if bad.any() else s.iloc[0]
-        raise TrackMLFormatError(f"{path}: column {col} has non-numeric value {first!r} (row {int(np.argmax(bad.to_numpy()))})")
+        row = int(np.argmax(bad.to_numpy()))
+        raise TrackMLFormatError(f"{path}: column {col} has non-numeric value {first!r} (row {row})")
     v = s.to_numpy()
     if pd.isna(v).any():
         raise TrackMLFormatError(f"{path}: column {col} has empty / NaN values (row {int(np.argmax(pd.isna(v)))})")
@@ -146,7 +147,8 @@ def read_detectors(path: str | os.PathLike) -> pd.DataFrame:
     dup = df.duplicated(["volume_id", "layer_id", "module_id"])
     if dup.any():
         r = df[dup].iloc[0]
-        raise TrackMLFormatError(f"{p}: module (volume {r.volume_id}, layer {r.layer_id}, module {r.module_id}) appears twice")
+        raise TrackMLFormatError(f"{p}: module (volume {r.volume_id}, layer {r.layer_id}, module {r.module_id}) "
+                                 "appears twice")
     if len(df) == 0:
         raise TrackMLFormatError(f"{p} has no modules")
     return df

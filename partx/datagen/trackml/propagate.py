@@ -69,7 +69,9 @@ class Crossings:
 def _advance(x, y, z, phi, kappa, cot, s):
     """Helix positions and direction angle after transverse path length ``s`` (all arrays)."""
     half = 0.5 * kappa * s
-    chord = s * np.sinc(half / np.pi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sinc = np.where(np.abs(half) > 1e-4, np.sin(half) / half, 1.0 - half * half / 6.0)
+    chord = s * sinc
     mid = phi + half
     return x + chord * np.cos(mid), y + chord * np.sin(mid), z + s * cot, phi + 2 * half
 
@@ -106,7 +108,9 @@ def _cylinder_crossing(x, y, phi, kappa, r, s_hi):
     s = np.where(f0 < 0, -b + root, -b - root)
     s = np.where((disc >= 0) & (s > lo) & (s < hi), s, 0.5 * (lo + hi))
     sign0 = np.sign(f0)
-    for _ in range(60):
+    res = np.empty_like(s)
+    idx = np.arange(len(s))  # not yet converged (the arrays below are compacted to these)
+    for it in range(60):
         xs, ys, _, ph = _advance(x, y, 0.0, phi, kappa, 0.0, s)
         f = xs * xs + ys * ys - r * r
         same = np.sign(f) == sign0
@@ -114,14 +118,17 @@ def _cylinder_crossing(x, y, phi, kappa, r, s_hi):
         hi = np.where(same, hi, s)
         df = 2.0 * (xs * np.cos(ph) + ys * np.sin(ph))
         with np.errstate(divide="ignore", invalid="ignore"):
-            step = f / df
-        s_new = s - step
+            s_new = s - f / df
         bad = ~np.isfinite(s_new) | (s_new <= lo) | (s_new >= hi)
         s_new = np.where(bad, 0.5 * (lo + hi), s_new)
-        done = np.abs(s_new - s) < 1e-9
-        s = s_new
-        if done.all():
+        done = (np.abs(s_new - s) < 1e-7) | (it == 59)
+        res[idx[done]] = s_new[done]
+        keep = ~done
+        if not keep.any():
             break
+        idx, s, lo, hi = idx[keep], s_new[keep], lo[keep], hi[keep]
+        x, y, phi, kappa, r, sign0 = x[keep], y[keep], phi[keep], kappa[keep], r[keep], sign0[keep]
+    s = res
     out[ok] = s
     return out
 
@@ -150,7 +157,8 @@ class Propagator:
         self.cyl_zmax = np.array([c[2] for c in cyl])
         self.cyl_x0 = np.array([c[3] for c in cyl])
         # disk planes: layers sharing a z (pixel and strip disks may) are one plane, up to 2 layers each
-        zs = sorted({round(L.z, 6) for _, L in disks})
+        # (+inf sentinel: a detector without disks still indexes safely; a plane at infinity is never reached)
+        zs = sorted({round(L.z, 6) for _, L in disks}) or [np.inf]
         self.disk_z = np.array(zs)
         self.disk_layers = np.full((len(zs), 2), -1)
         for i, L in disks:
@@ -277,12 +285,19 @@ class Propagator:
         c = det.center[mm]
         x0, y0, z0, ph0 = x[pp], y[pp], z[pp], phi[pp]
         s = np.zeros(len(pp))
+        live = np.arange(len(pp))  # Newton on n · (x(s) - c) = 0; converged pairs leave the loop
         for _ in range(8):
-            xs, ys, zs, ph = _advance(x0, y0, z0, ph0, kappa, cot, s)
-            g = n[:, 0] * (xs - c[:, 0]) + n[:, 1] * (ys - c[:, 1]) + n[:, 2] * (zs - c[:, 2])
-            dg = n[:, 0] * np.cos(ph) + n[:, 1] * np.sin(ph) + n[:, 2] * cot
+            xs, ys, zs, ph = _advance(x0[live], y0[live], z0[live], ph0[live], kappa[live], cot[live], s[live])
+            nl, cl = n[live], c[live]
+            g = nl[:, 0] * (xs - cl[:, 0]) + nl[:, 1] * (ys - cl[:, 1]) + nl[:, 2] * (zs - cl[:, 2])
+            dg = nl[:, 0] * np.cos(ph) + nl[:, 1] * np.sin(ph) + nl[:, 2] * cot[live]
             with np.errstate(divide="ignore", invalid="ignore"):
-                s = s - np.where(np.abs(dg) > 1e-9, g / dg, np.nan)
+                ds = np.where(np.abs(dg) > 1e-9, g / dg, np.nan)
+            s[live] -= ds
+            # diverging (another module's plane far away) or converged: stop iterating
+            live = live[np.isfinite(ds) & (np.abs(ds) > 1e-10) & (np.abs(s[live]) < 1e3)]
+            if len(live) == 0:
+                break
         xs, ys, zs, ph = _advance(x0, y0, z0, ph0, kappa, cot, s)
         pos = np.stack([xs, ys, zs], axis=1)
         ok = np.isfinite(s) & (np.abs(s) < 100.0)

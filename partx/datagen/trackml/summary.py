@@ -36,7 +36,8 @@ class Summary:
         frac = self.n_pt_reco / self.n_pt if self.n_pt else float("nan")
         lines = [
             f"events: {len(self.events)}",
-            f"hits / event: {np.mean(self.hits):.0f} (pixel {np.mean(self.pixel_hits):.0f}, noise {np.mean(self.noise_hits):.0f})",
+            f"hits / event: {np.mean(self.hits):.0f} (pixel {np.mean(self.pixel_hits):.0f}, "
+            f"noise {np.mean(self.noise_hits):.0f})",
             f"hits per particle (particles with hits): mean {hpp.mean() if hpp.size else float('nan'):.2f}, "
             f"median {np.median(hpp) if hpp.size else float('nan'):.0f}",
             f"pT > {PT_CUT} GeV particles reconstructable (>= {MIN_PIXEL_LAYERS} pixel layers): "
@@ -88,10 +89,11 @@ def plot_summary(s: Summary, path: str | os.PathLike) -> Path:
     axes[0].set_xlabel("hits per particle")
     axes[0].set_ylabel("particles")
     axes[0].set_yscale("log")
-    x = np.arange(len(s.events))
-    axes[1].plot(x, s.hits, "o-", label="all hits")
-    axes[1].plot(x, s.pixel_hits, "s-", label="pixel hits (vol 7, 8, 9)")
-    axes[1].set_xlabel("event (index)")
-    axes[1].set_ylabel("hits / event")
+    x = np.asarray(s.events)
+    axes[1].plot(x, np.asarray(s.hits) / 1e3, "o-", label="all hits")
+    axes[1].plot(x, np.asarray(s.pixel_hits) / 1e3, "s-", label="pixel hits (vol 7, 8, 9)")
+    axes[1].set_ylim(0, max(s.hits) / 1e3 * 1.3 if s.hits else 1)
+    axes[1].set_xlabel("event id")
+    axes[1].set_ylabel("thousand hits / event")
     axes[1].legend()
     return save_figure(fig, path, quiet=True)

@@ -2,13 +2,15 @@
 
 Every file goes to a hidden temporary name in the output directory and is renamed when complete
 (``partx.atomic.atomic_path``), so an interrupted run never leaves a truncated CSV under a final name;
-an event counts as done only when all four of its files exist (``event_complete``).
+an event's four files are renamed into place together, after all four are written, and an event counts
+as done only when all four exist (``event_complete``).
 Floats are written as the shortest text that reads back to the same float32 (pyarrow's CSV writer,
 ~10x faster than pandas' ``to_csv``; pandas with 7 significant digits when pyarrow is missing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -21,23 +23,26 @@ from partx.datagen.trackml import schema
 FLOAT_FORMAT = "%.7g"
 
 
+def _write_plain(df: pd.DataFrame, path: Path, gz: bool) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+    except ImportError:
+        df.to_csv(path, index=False, float_format=FLOAT_FORMAT, compression="gzip" if gz else None)
+        return
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    header = (",".join(map(str, df.columns)) + "\n").encode()  # pyarrow would quote the names
+    with (pa.CompressedOutputStream(str(path), "gzip") if gz else pa.OSFile(str(path), "wb")) as f:
+        f.write(header)
+        if len(df):
+            pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="none"))
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``df`` (header, no index) to ``path`` (``.csv`` or ``.csv.gz``) through a temporary file."""
     path = Path(path)
-    gz = path.suffix == ".gz"
     with atomic_path(path) as tmp:
-        try:
-            import pyarrow as pa
-            import pyarrow.csv as pcsv
-        except ImportError:
-            df.to_csv(tmp, index=False, float_format=FLOAT_FORMAT, compression="gzip" if gz else None)
-            return path
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        header = (",".join(map(str, df.columns)) + "\n").encode()  # pyarrow would quote the names
-        with (pa.CompressedOutputStream(str(tmp), "gzip") if gz else pa.OSFile(str(tmp), "wb")) as f:
-            f.write(header)
-            if len(df):
-                pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="none"))
+        _write_plain(df, tmp, path.suffix == ".gz")
     return path
 
 
@@ -64,6 +69,10 @@ def write_event(out_dir: str | os.PathLike, event_id: int, parts: dict[str, dict
                 gz: bool = False) -> dict[str, Path]:
     """Write the four CSVs of one event (hits, cells, particles, truth); returns their paths."""
     paths = event_paths(out_dir, event_id, gz)
-    for part in schema.PARTS:
-        write_csv(typed(part, parts[part]), paths[part])
+    # all four are written under temporary names first and renamed together at the end: an interruption
+    # while writing leaves none of them (only the four renames themselves are not one atomic step)
+    with contextlib.ExitStack() as stack:
+        for part in schema.PARTS:
+            tmp = stack.enter_context(atomic_path(paths[part]))
+            _write_plain(typed(part, parts[part]), tmp, gz)
     return paths
