@@ -381,3 +381,16 @@ def test_two_workers_give_the_same_files(tmp_path):
         a, b = read_rows(f), read_rows(tmp_path / "b" / f.relative_to(tmp_path / "a"))
         for field in a.fields:
             assert a[field].to_list() == b[field].to_list(), field
+
+
+def test_datadir_falls_back_to_converted_hept_files(tmp_path, monkeypatch):
+    from partx.readers.trackml.datasets import trackml_data_dir
+
+    with zipfile.ZipFile(FIX / "tracking-6k-processed.zip") as z:
+        z.extractall(tmp_path / "processed")  # where get_datasets.py extracts HEPT's zips
+    monkeypatch.setenv("DATADIR_TrackML", str(tmp_path))
+    assert trackml_data_dir(["6k"], log=lambda m: None) == tmp_path / "hept"
+    assert (tmp_path / "hept" / "processed" / "6k" / "train" / "event000001000.root").exists()
+    from partx.cli import UserError
+    with pytest.raises(UserError, match="no TrackML data for set"):
+        trackml_data_dir(["3k"], log=lambda m: None)

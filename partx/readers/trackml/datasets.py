@@ -100,9 +100,11 @@ def convert_hept_present(root: Path, log: Callable[[str], None] = print) -> list
     done = []
     for set_name, size in HEPT_SETS.items():
         pt = root / "processed" / f"tracking-{size}" / f"data-{size}.pt"
-        if pt.is_file() and not has_set(root / "hept", set_name):
+        marker = root / "hept" / "processed" / f".{set_name}.done"  # an interrupted conversion is redone
+        if pt.is_file() and not marker.exists():
             log(f"  converting HEPT {pt} -> {root / 'hept' / 'processed' / set_name}")
             log(f"  {convert_hept(pt, root / 'hept', set_name=set_name)}")
+            marker.write_text("done\n")
             done.append(set_name)
     return done
 
@@ -169,7 +171,7 @@ def trackml_data_dir(sets: list[str], *, workers: int = 1, events: int | None = 
             preprocess(raw, root, sets, workers=workers, log=log)
             return root
         convert_hept_present(root, log)
-        if all(has_set(root / "hept", s) for s in sets):
+        if all(has_set(root / "hept", s) and (root / "hept" / "processed" / f".{s}.done").exists() for s in sets):
             return root / "hept"
         raise UserError(f"${ENV_VAR}={root} has no TrackML data for set(s) {', '.join(sets)}: put Kaggle's "
                         f"train_*.zip + detectors.zip in {root / 'raw'} (or unpacked events in "
