@@ -6,7 +6,6 @@ outputs of HEPT's own preprocessing code run on them outside the project.
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import zipfile
