@@ -1,7 +1,8 @@
 """TrackML preprocessing (partx.readers.trackml): HEPT equivalence, sectors, split, weaver, errors, resume.
 
-The HEPT fixture (tests/fixtures/trackml_hept/, MAKE.md) holds two tiny TrackML-format events and the
-outputs of HEPT's own preprocessing code run on them outside the project.
+The HEPT fixture (tests/fixtures/trackml_hept/, MAKE.md) holds two tiny hand-made TrackML-format events, one
+event of partx's generator, and the outputs of HEPT's own preprocessing code run on them outside the project
+(plus HEPT-format processed zips of the hand-made events).
 """
 
 from __future__ import annotations
