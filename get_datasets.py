@@ -14,6 +14,7 @@ Exit status: 0 done, 1 download failed, 2 bad request (nothing downloaded), 130 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Mapping
@@ -23,7 +24,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from partx import download as dl  # noqa: E402
-from partx.cli import ArgumentParser, UserError, non_negative_int, run_main  # noqa: E402
+from partx.cli import (ArgumentParser, UserError, csv_list, non_negative_int, positive_int,  # noqa: E402
+                       run_main, writable_dir, writable_file)
 
 
 def _checksum(text: str) -> tuple[str, str]:
@@ -76,6 +78,14 @@ def build_parser(registry: Mapping[str, dl.DatasetSpec]) -> argparse.ArgumentPar
                         f"(default: {dl.READ_TIMEOUT:g})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list datasets, files and md5 sums, then exit")
+    t = p.add_argument_group("TrackML", "after the download: Kaggle events in DATA_DIR/TrackML/raw (train_*.zip, "
+                                        "detectors.zip) are unpacked, verified and preprocessed; HEPT's files "
+                                        "are converted to the same ROOT layout (docs/trackml_data.md)")
+    t.add_argument("--local-only", action="store_true",
+                   help="TrackML: download nothing, only unpack / verify / preprocess local files")
+    t.add_argument("--sets", type=csv_list, default=["full", "6k"],
+                   help="TrackML sets to build from raw events (full,20k,15k,10k,6k,3k; default: full,6k)")
+    t.add_argument("--workers", type=positive_int, default=1, help="TrackML preprocessing processes")
     return p
 
 
@@ -99,8 +109,20 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
         return 0
     if not args.dataset:
         raise UserError(f"{parser.prog}: name a dataset: {', '.join(registry)} (see --help)")
+    trackml = dl.resolve_dataset(args.dataset, registry).name == "TrackML"
+    if args.local_only and not trackml:
+        raise UserError(f"{parser.prog}: --local-only applies to TrackML only")
+    if trackml:
+        from partx.readers.trackml.sectors import SETS
+
+        unknown = [s for s in args.sets if s not in SETS]
+        if unknown or not args.sets:
+            raise UserError(f"{parser.prog}: unknown TrackML set(s) {', '.join(unknown) or '(none)'}; "
+                            f"choose from {', '.join(SETS)}")
+    if args.local_only:
+        return _trackml_local(args, registry)
     try:
-        dl.fetch_dataset(
+        dsdir = dl.fetch_dataset(
             args.dataset,
             args.basedir,
             registry=registry,
@@ -122,6 +144,25 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
         print("interrupted (Ctrl-C): the partial download (*.part) was kept; "
               "re-run the same command to resume", file=sys.stderr)
         return 130
+    if trackml:
+        from partx.readers.trackml.datasets import prepare_local
+
+        prepare_local(dsdir, args.sets, workers=args.workers, progress=not args.no_progress)
+    return 0
+
+
+def _trackml_local(args: argparse.Namespace, registry: Mapping[str, dl.DatasetSpec]) -> int:
+    """``get_datasets.py TrackML --local-only``: no download; unpack / verify / preprocess, record env.sh."""
+    from partx.readers.trackml.datasets import prepare_local
+
+    spec = dl.resolve_dataset("TrackML", registry)
+    if not args.no_env:
+        writable_file(os.path.realpath(args.envfile), "env file")
+    dsdir = writable_dir(Path(args.basedir).expanduser().resolve() / spec.name, "data directory")
+    prepare_local(dsdir, args.sets, workers=args.workers, progress=not args.no_progress)
+    if not args.no_env:
+        dl.update_env_file(args.envfile, spec.variable, str(dsdir))
+        print(f"Updated {args.envfile}: export {spec.variable}={dsdir}")
     return 0
 
 

@@ -1,8 +1,11 @@
-"""Command line: ``python -m partx.datagen {jetclass,validate} ...``.
+"""Command line: ``python -m partx.datagen {jetclass,validate,trackml,trackml-summary} ...``.
 
   python -m partx.datagen jetclass --out DIR [--jets-per-class N | --preset tiny|small] [--workers W]
          [--seed S] [--fast] [--no-detector] [--splits train,val,test] [--classes HToBB,TTBar,...]
   python -m partx.datagen validate DIR [--plot PATH.png]
+  python -m partx.datagen trackml --out DIR --events N [--pileup MU] [--seed S] [--workers W] [--detectors FILE]
+         [--noise-fraction F] [--first-event K]
+  python -m partx.datagen trackml-summary DIR [--plot PATH.png]
 
 Each sub-command is one entry of ``COMMANDS`` below (name -> parser builder); a new dataset's generator
 (TrackML, pileup) adds its entry there. This file stays import-light: Pythia / fastjet load only when
@@ -106,8 +109,21 @@ def _add_validate(sub) -> None:
     v.set_defaults(func=_validate)
 
 
+def _add_trackml(sub) -> None:
+    from partx.datagen.trackml.cli import add_trackml
+
+    add_trackml(sub)
+
+
+def _add_trackml_summary(sub) -> None:
+    from partx.datagen.trackml.cli import add_summary
+
+    add_summary(sub)
+
+
 #: sub-command name -> function adding its parser (and ``func``) to the sub-parsers
-COMMANDS = {"jetclass": _add_jetclass, "validate": _add_validate}
+COMMANDS = {"jetclass": _add_jetclass, "validate": _add_validate, "trackml": _add_trackml,
+            "trackml-summary": _add_trackml_summary}
 
 
 def build_parser() -> ArgumentParser:

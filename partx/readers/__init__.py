@@ -1,0 +1,5 @@
+"""Readers that turn external datasets (TrackML CSV events, HEPT's processed files) into weaver-readable files.
+
+* :mod:`partx.readers.trackml` -- HEPT-exact TrackML preprocessing (pixel hits, 15 features, phi sectors)
+  into ROOT files, and the reader of HEPT's processed Zenodo zips.
+"""
