@@ -40,6 +40,8 @@ class DatasetLayout:
     samples_per_epoch: int = 10000 * 1024   # divided by the number of DDP processes
     samples_per_epoch_val: int = 10000 * 128
     optimizer: str = "ranger"
+    dataopts: str = "--num-workers 2 --fetch-step 0.01"   # weaver loading options (DATAOPTS default)
+    find_data: str = ""   # "module:function(datadir, features, default, dry_run) -> datadir" when data may be made on demand
 
     @property
     def sample_tag(self) -> str:
@@ -74,4 +76,20 @@ JETCLASS = DatasetLayout(
     generate_hint="python -m partx.datagen jetclass --out ./datasets/JetClass --preset small",
 )
 
-LAYOUTS = {layout.family: layout for layout in (JETCLASS,)}
+#: TrackML (HEPT's preprocessing, partx.readers.trackml): FEATURES selects the set, whole events ("full",
+#: HEPT's Tracking-60k) or phi-sector sets; one event (or sector) per row. Sizes follow HEPT's tracking
+#: config (Adam, lr 1e-3) with batches of several events instead of HEPT's batch size 1; the epoch is
+#: counted in rows (weaver cycles the files) so that sets of different sizes train for comparable steps.
+TRACKML = DatasetLayout(
+    name="TrackML", family="trackml", datadir_var="DATADIR_TrackML", default_datadir="./datasets/TrackML",
+    sample="processed/{features}", train="train", val="val", test="test",
+    data_config="data/TrackML/TrackML_{features}.yaml", features=("full", "20k", "15k", "10k", "6k", "3k"),
+    default_features="full", features_name="TrackML set", aliases=(("60k", "full"),),
+    generate_hint="python -m partx.datagen trackml --out $DATADIR_TrackML/raw_events --events 20 (preprocessed on first use)",
+    epochs=100, samples_per_epoch=800, samples_per_epoch_val=100, optimizer="adam",
+    # one row per file: read whole files (4 events per fetch), not fractions of each file
+    dataopts="--num-workers 1 --fetch-by-files --fetch-step 4",
+    find_data="partx.readers.trackml.datasets:launcher_data_dir",
+)
+
+LAYOUTS = {layout.family: layout for layout in (JETCLASS, TRACKML)}

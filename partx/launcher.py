@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import importlib
 import os
 import re
 import shlex
@@ -36,9 +37,6 @@ from pathlib import Path
 from partx import registry
 from partx.cli import UserError
 from partx.dataset_layouts import LAYOUTS, DatasetLayout
-
-DEFAULT_DATAOPTS = "--num-workers 2 --fetch-step 0.01"
-
 
 class LaunchError(UserError, ValueError):
     """A user error; the message is printed as one ``ERROR:`` line (exit 2)."""
@@ -86,7 +84,7 @@ class Knobs:
         if gpus and not has_cuda and nproc == 1:
             raise LaunchError(f"GPUS={gpus} but CUDA is not available: set GPUS= (empty) to train on the CPU")
         try:
-            dataopts = shlex.split(env.get("DATAOPTS") or DEFAULT_DATAOPTS)
+            dataopts = shlex.split(env.get("DATAOPTS") or layout.dataopts)
         except ValueError as err:
             raise LaunchError(f"DATAOPTS: {err}") from None
         return cls(
@@ -160,13 +158,19 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
     predict = "--predict" in extra
 
     datadir = env.get(layout.datadir_var) or layout.default_datadir
-    if not Path(datadir).is_dir():
+    if layout.find_data:  # data made or converted on demand (TrackML: the generated default)
+        module, func = layout.find_data.split(":")
+        datadir = str(getattr(importlib.import_module(module), func)(datadir, features, layout.default_datadir,
+                                                                    knobs.dry_run))
+    made_later = bool(layout.find_data) and knobs.dry_run and not Path(datadir).is_dir()  # shown, not made
+    if not Path(datadir).is_dir() and not made_later:
         raise LaunchError(f"{layout.name} data directory {datadir} does not exist. {_get_data_hint(layout)}")
-    if not predict:
-        _require(layout, "training", layout.split_glob(datadir, layout.train))
-        if layout.val:
-            _require(layout, "validation", layout.split_glob(datadir, layout.val))
-    _require(layout, "test", layout.split_glob(datadir, layout.test))
+    if not made_later:
+        if not predict:
+            _require(layout, "training", layout.split_glob(datadir, layout.train))
+            if layout.val:
+                _require(layout, "validation", layout.split_glob(datadir, layout.val))
+        _require(layout, "test", layout.split_glob(datadir, layout.test))
     train, test = _groups(layout, datadir, layout.train), _groups(layout, datadir, layout.test)
     val = layout.split_glob(datadir, layout.val) if layout.val else None
 

@@ -68,6 +68,7 @@ class ModelEntry:
 
 
 _PART = dict(batch_size=512, lr=1e-3)
+_TRACK = dict(batch_size=4, lr=1e-3)
 _PART_NET = "example_ParticleTransformer.py"
 
 #: The demo-sized ParT of ``make demo`` and the training-size study: 4 particle blocks, embeddings
@@ -92,6 +93,16 @@ _ENTRIES = (
     ModelEntry("PN", "example_ParticleNet.py", "ParticleNet (weaver-core's model)", batch_size=512, lr=1e-2),
     ModelEntry("PFN", "example_PFN.py", "Particle Flow Network (Deep Sets)", batch_size=4096, lr=2e-2),
     ModelEntry("PCNN", "example_PCNN.py", "P-CNN, 1D residual CNN over pT-ordered particles", batch_size=4096, lr=2e-2),
+    # TrackML (per-hit embeddings, InfoNCE; size S by default, -o size M|L): HEPT's tracking config uses
+    # Adam at lr 1e-3 (batch 1); partx trains batches of several events or sectors.
+    ModelEntry("HEPT", "example_HEPT.py", "HEPT: E2LSH (OR & AND) block attention with an RBF kernel",
+               dataset="trackml", **_TRACK),
+    ModelEntry("Mamba", "example_Mamba.py", "bidirectional Mamba over the hits in stored order", dataset="trackml",
+               **_TRACK),
+    ModelEntry("MambaA", "example_MambaA.py", "Mamba-a: Mamba-2 blocks + HEPT attention at the middle layer",
+               dataset="trackml", **_TRACK),
+    ModelEntry("MambaB", "example_MambaB.py", "Mamba-b: OR & AND E2LSH hit orders before Mamba blocks",
+               dataset="trackml", **_TRACK),
 )
 
 MODELS: Mapping[str, ModelEntry] = MappingProxyType({e.name: e for e in _ENTRIES})

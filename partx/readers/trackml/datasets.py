@@ -190,3 +190,35 @@ def trackml_data_dir(sets: list[str], *, workers: int = 1, events: int | None = 
         missing = list(sets)
     preprocess(raw, root, missing, workers=workers, log=log)
     return root
+
+
+def launcher_data_dir(datadir: str, set_name: str, default_datadir: str, dry_run: bool = False) -> Path:
+    """The data folder ``./train_TrackML.sh`` trains on (``partx.dataset_layouts.TRACKML.find_data``).
+
+    ``datadir`` is ``$DATADIR_TrackML`` (env.sh sets it to ``default_datadir``). A folder with data is used as
+    ``trackml_data_dir`` does (preprocessing its raw events or converting HEPT's files first if needed).
+    When it is the untouched default and holds no TrackML data at all, the embedded generated set is used
+    instead (made on first use) and a line says so; any other folder without data is an error. With
+    ``dry_run`` nothing is generated or preprocessed: the folder that would be used is returned.
+    """
+    root = Path(datadir).expanduser()
+    is_default = os.path.normpath(datadir) == os.path.normpath(default_datadir)
+    has_data = root.is_dir() and (any(has_set(root, s) for s in ("full", "20k", "15k", "10k", "6k", "3k"))
+                                  or raw_events_dir(root) is not None or any((root / "raw").glob("train_*.zip"))
+                                  or any((root / "processed").glob("tracking-*")))
+    if not has_data and is_default:
+        default = Path(os.environ.get(DEFAULT_DIR_ENV) or REPO / "datasets" / "TrackML-generated")
+        print(f"no TrackML data in {datadir} (${ENV_VAR}): using the generated default {default} "
+              f"(get real data with ./get_datasets.py TrackML)", file=sys.stderr, flush=True)
+        if dry_run:
+            return default
+        saved = os.environ.pop(ENV_VAR, None)
+        try:
+            return trackml_data_dir([set_name], log=lambda m: print(m, file=sys.stderr, flush=True))
+        finally:
+            if saved is not None:
+                os.environ[ENV_VAR] = saved
+    if dry_run:
+        return root / "hept" if not has_set(root, set_name) and has_set(root / "hept", set_name) else root
+    os.environ[ENV_VAR] = str(root)
+    return trackml_data_dir([set_name], log=lambda m: print(m, file=sys.stderr, flush=True))
