@@ -1,6 +1,6 @@
 """Bad-input suite of the tool entry points (issue 9): every case a user can get wrong, per entry point.
 
-    get_datasets.py · python -m partx.datagen jetclass / validate · analysis/evaluate_jets.py ·
+    get_datasets.py · python -m partx.datagen jetclass / validate / trackml · analysis/evaluate_jets.py ·
     analysis/benchmark.py · analysis/profile_model.py · analysis/training_size_study.py
 
 (The training side, train_JetClass.sh and partx.preflight, has its own suites.) Every case asserts the
@@ -216,8 +216,34 @@ def test_datagen_jetclass_output_is_a_file(out, needle, tmp_path, good_out, caps
 
 
 def test_datagen_unknown_command(capsys):
-    assert_user_error(_datagen(["trackml"], capsys), "invalid choice")
+    assert_user_error(_datagen(["pileup"], capsys), "invalid choice")
     assert_user_error(_datagen([], capsys), "required")
+
+
+TRACKML_BAD_ARGS = {  # extra arguments after "trackml --out OUT" -> needle
+    "zero events": (["--events", "0"], "positive integer"),
+    "zero workers": (["--events", "1", "--workers", "0"], "positive integer"),
+    "negative pileup": (["--events", "1", "--pileup", "-1"], ">= 0"),
+    "noise fraction 1": (["--events", "1", "--noise-fraction", "1"], "fraction in [0, 1)"),
+    "missing detectors file": (["--events", "1", "--detectors", "{tmp}/none.csv"], "does not exist"),
+    "detectors file not a CSV": (["--events", "1", "--detectors", "{tmp}/afile"], "missing column(s) volume_id"),
+}
+
+
+@pytest.mark.parametrize("case", list(TRACKML_BAD_ARGS))
+def test_datagen_trackml_bad_arguments(case, tmp_path, capsys):
+    args, needle = TRACKML_BAD_ARGS[case]
+    (tmp_path / "afile").write_text("x\n1\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert_user_error(_datagen(["trackml", "--out", tmp_path / "o", *args], capsys), needle)
+    assert not (tmp_path / "o").exists()
+
+
+def test_datagen_trackml_output_is_a_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    before = snapshot(tmp_path)
+    assert_user_error(_datagen(["trackml", "--out", tmp_path / "afile", "--events", "1"], capsys), "not a directory")
+    assert snapshot(tmp_path) == before
 
 
 #: a small generated dataset: one HToBB and one ZJetsToNuNu file of the validation split, 2 jets each

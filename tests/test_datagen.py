@@ -199,7 +199,8 @@ def test_validator_conventions(good_file, tmp_path):
     (["jetclass", "--out", "{tmp}/afile"], "exists and is not a directory"),
     (["validate", "{tmp}/nothing"], "does not exist"),
     (["validate", "{tmp}", "--plot", "{tmp}"], "is a directory"),
-    (["trackml"], "invalid choice: 'trackml'"),
+    (["trackml"], "the following arguments are required: --out, --events"),
+    (["pileup"], "invalid choice: 'pileup'"),
 ])
 def test_cli_bad_arguments_one_line_exit_2(tmp_path, argv, message):
     import subprocess

@@ -106,6 +106,16 @@ def test_truth_weight_definition():
     np.testing.assert_allclose(by_order, expect / expect.sum())
 
 
+def test_truth_weights_equal_the_official_library():
+    """The official LAL/trackml-library weights on a partx event (tests/fixtures/make_trackml_weights_reference.py)."""
+    ref = np.load(Path(__file__).parent / "fixtures" / "trackml_weights_reference.npz")
+    parts = pd.DataFrame({k: ref[k] for k in ("particle_id", "vz", "px", "py")})
+    w = truth_weights(ref["hit_particle"], ref["tz"], parts)
+    assert (ref["weight"] > 0).sum() > 1000 and ((ref["hit_particle"] == 0) & (w == 0)).sum() > 50
+    # rtol: the reference computes pT from the float32 columns in float32; ours in float64
+    np.testing.assert_allclose(w, ref["weight"], rtol=1e-6, atol=1e-12)
+
+
 # ------------------------------------------------------------------------------------------ geometry
 def test_hits_lie_on_their_modules(gen_dir):
     mods = read_detectors(gen_dir / "detectors.csv")

@@ -47,6 +47,10 @@ def run_trackml(args) -> int:
     from partx.datagen.trackml.generate import Settings, generate
     from partx.datagen.trackml.io import read_detectors
 
+    import importlib.util
+
+    if importlib.util.find_spec("pythia8mc") is None:
+        raise UserError("the TrackML generator needs Pythia 8 (pythia8mc): pip install -e '.[gen]' -c constraints.txt")
     if args.detectors is not None:
         read_detectors(args.detectors)  # a bad file is reported before anything is written
     writable_dir(args.out)

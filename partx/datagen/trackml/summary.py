@@ -83,7 +83,9 @@ def plot_summary(s: Summary, path: str | os.PathLike) -> Path:
     from partx.plotting import hep_style, save_figure
 
     hep_style()
-    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"wspace": 0.3})
     hpp = np.concatenate(s.hits_per_particle) if s.hits_per_particle else np.zeros(0)
     axes[0].hist(hpp, bins=np.arange(0.5, max(31, hpp.max() + 1.5) if hpp.size else 31), histtype="step", lw=2)
     axes[0].set_xlabel("hits per particle")
@@ -93,6 +95,7 @@ def plot_summary(s: Summary, path: str | os.PathLike) -> Path:
     axes[1].plot(x, np.asarray(s.hits) / 1e3, "o-", label="all hits")
     axes[1].plot(x, np.asarray(s.pixel_hits) / 1e3, "s-", label="pixel hits (vol 7, 8, 9)")
     axes[1].set_ylim(0, max(s.hits) / 1e3 * 1.3 if s.hits else 1)
+    axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[1].set_xlabel("event id")
     axes[1].set_ylabel("thousand hits / event")
     axes[1].legend()

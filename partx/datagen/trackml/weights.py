@@ -11,6 +11,11 @@ Definition of the official TrackML library (LAL/trackml-library, ``trackml/weigh
 * pT weight: 0.2 below 0.5 GeV, rising linearly to 1 at 3 GeV, 1 above (0 below 0.05 GeV);
 * noise hits (particle_id 0) and hits of particles missing from the particle table weigh 0;
 * weight = order weight × pT weight, divided by its event sum (all zero if nothing qualifies).
+
+``tests/test_trackml_datagen.py`` checks the result against the official library's own output on a
+partx event (fixture made outside the project by ``tests/fixtures/make_trackml_weights_reference.py``).
+The current library (``weight_hits_phase1``) takes nhits from particles.csv; ours counts the truth hits,
+the same number in files whose ``nhits`` is consistent (ours are).
 """
 
 from __future__ import annotations
