@@ -94,6 +94,22 @@ def test_mamba1_chunked_gradients_equal_reference(chunk):
         torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}")
 
 
+def test_mamba1_chunked_gradients_through_last_state_and_blocks(monkeypatch):
+    """The hand-written backward (``_BlockedScan``) with a gradient on the final state too, one jet per
+    block and a chunk that does not divide the length: equal to autograd through the reference loop."""
+    monkeypatch.setattr(scan_chunked, "BLOCK_ELEMS", 1)
+    ts_ref = mamba1_inputs(length=23, requires_grad=True)
+    ts_chk = mamba1_inputs(length=23, requires_grad=True)
+    g = torch.Generator().manual_seed(2)
+    w, v = torch.randn(3, 8, 23, generator=g), torch.randn(3, 8, 4, generator=g)
+    for fn, ts, kw in ((scan_ref.selective_scan_ref, ts_ref, {}),
+                       (scan_chunked.selective_scan_chunked, ts_chk, {"chunk_size": 5})):
+        y, last = call_mamba1(fn, ts, return_last_state=True, **kw)
+        ((y * w).sum() + (last * v).sum()).backward()
+    for name, a, b in zip("u delta A B C D z delta_bias".split(), ts_chk, ts_ref):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}")
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 16, 64])
 def test_ssd_chunked_equals_reference(chunk):
     ts = ssd_inputs()
