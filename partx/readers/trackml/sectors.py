@@ -29,7 +29,7 @@ SECTOR_DI = 0.0
 SETS: dict[str, int] = {"full": 1, "20k": 2, "15k": 3, "10k": 6, "6k": 10, "3k": 20}
 #: padded length per set in data/TrackML/TrackML_{set}.yaml: ~1.1x the longest row of partx's generated
 #: mu = 200 events (~99k pixel hits per event, up to 110k; real TrackML ~57k) -- see docs/trackml_data.md
-SET_LENGTHS: dict[str, int] = {"full": 120000, "20k": 35000, "15k": 32000, "10k": 22000, "6k": 15000, "3k": 8000}
+SET_LENGTHS: dict[str, int] = {"full": 80000, "20k": 25000, "15k": 22000, "10k": 16000, "6k": 11000, "3k": 6000}
 
 
 def coverage_half_angle(n_sectors: int, ds: float = SECTOR_DS) -> float:
