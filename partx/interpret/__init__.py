@@ -1,0 +1,1 @@
+"""Interpreting ParT: attention recording (``record``), statistics (``stats``), jets and subjets (``jets``), plots."""
