@@ -205,7 +205,7 @@ def test_per_jet_means_and_standard_errors():
 
 def test_subjet_and_delta_r_statistics_on_hand_made_jets():
     # two clusters far apart; each particle attends only to its nearest neighbour (same cluster)
-    eta = np.array([0.0, 0.05, 0.1, 0.6, 0.65, 0.7])
+    eta = np.array([0.0, 0.07, 0.14, 0.6, 0.67, 0.74])
     phi = np.zeros(6)
     labels = np.array([0, 0, 0, 1, 1, 1])
     dr = delta_r(eta, phi)
@@ -222,7 +222,8 @@ def test_subjet_and_delta_r_statistics_on_hand_made_jets():
     st.add_jet_geometry("X", "blocks.0", w, dr, np.array([0, 0, 1, 1, 2, 2]))
     prof = st.summary()["delta_r"]["X"]["blocks.0"]
     weights = np.nan_to_num(np.asarray(prof["mean_weight"], float))
-    assert weights.argmax() == 1 and weights[2:].sum() == 0  # all attention at DeltaR = 0.05 (bin 0.05-0.10)
+    assert np.flatnonzero(weights).tolist() == [1]  # all attention at DeltaR = 0.07 (bin 0.05-0.10)
+    assert weights[1] == pytest.approx(3 / 4)  # 3 of the 4 pairs at 0.07 per cluster carry weight 1
     pt = st.summary()["partner_type"]["X"]["blocks.0"]
     assert np.asarray(pt["share"])[0, 0] == pytest.approx(1.0)  # type-0 particles (0, 1) attend to each other
 
