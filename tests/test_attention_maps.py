@@ -171,6 +171,7 @@ def test_one_hot_rows_are_perfectly_binary():
     assert torch.equal(s["max_weight"][0, 0, real], torch.ones(n))
     assert torch.equal(s["top1_ge_half"][0, 0, real], torch.ones(n))
     assert torch.equal(s["argmax_self"][0, 0, real], torch.zeros(n))
+    assert torch.equal(s["one_other"][0, 0, real], torch.ones(n))
     torch.testing.assert_close(s["entropy"][0, 0, real], torch.zeros(n))
     torch.testing.assert_close(s["eff_keys"][0, 0, real], torch.ones(n))
 
@@ -181,7 +182,7 @@ def test_uniform_rows_have_the_known_entropy():
     s = row_statistics(w, km)
     real = km[0]
     torch.testing.assert_close(s["max_weight"][0, 0, real], torch.full((n,), 1.0 / n))
-    assert s["top1_ge_half"][0, 0, real].sum() == 0
+    assert s["top1_ge_half"][0, 0, real].sum() == 0 and s["one_other"][0, 0, real].sum() == 0
     torch.testing.assert_close(s["entropy"][0, 0, real], torch.full((n,), math.log(n)))
     torch.testing.assert_close(s["eff_keys"][0, 0, real], torch.full((n,), float(n)))
 

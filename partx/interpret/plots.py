@@ -96,10 +96,10 @@ def _layer_axis(names: list[str]) -> list[str]:
 
 
 def binary_by_class(summary: dict, names: list[str], classes: list[str], path: Path, title: str) -> Path:
-    """Mean max weight, fraction of particles giving >= 0.5 to one particle, effective keys: per layer and class
+    """Mean max weight, fraction of particles giving >= 0.5 to one other particle, effective keys, per layer and class
     (mean over jets of the per-jet mean over particles and heads; error bars: standard error over jets)."""
     plt = _plt()
-    stats = [("max_weight", "mean max weight"), ("top1_ge_half", "fraction with max weight >= 0.5"),
+    stats = [("max_weight", "mean max weight"), ("one_other", "fraction giving >= 0.5 to one other"),
              ("eff_keys", "effective keys exp(entropy)")]
     fig, axes = plt.subplots(1, 3, figsize=(18, 5.5))
     x = np.arange(len(names))

@@ -114,6 +114,11 @@ def _is_weaver_attention(module: nn.Module) -> bool:
     return type(module).__name__ == "Attention" and type(module).__module__.startswith("weaver.")
 
 
+def _label(kind: str, with_u: bool) -> str:
+    logits = "QK^T/sqrt(d) + U" if with_u else "QK^T/sqrt(d)"
+    return f"softmax({logits})" + (" of the class token" if kind == "class" else "")
+
+
 def _weaver_attention_forward(recorder: AttentionRecorder, name: str, kind: str, layer: int):
     """A replacement for weaver-core 0.5.3 ``Attention.forward`` (weaver/nn/model/ParticleTransformer.py) that
     takes its explicit (non-SDPA) path and records; same arguments, same ``(out, None)`` return."""
@@ -148,7 +153,8 @@ def _weaver_attention_forward(recorder: AttentionRecorder, name: str, kind: str,
         query_mask = real_keys[:, :1] if kind == "class" else real_keys
         recorder.add(AttentionRecord(
             name, kind, layer, weights.detach(), query_mask, real_keys, qk.detach(),
-            u.detach() if u is not None else None, v.detach() if recorder.keep_values else None))
+            u.detach() if u is not None else None, v.detach() if recorder.keep_values else None,
+            label=_label(kind, u is not None)))
         return out, None
 
     return forward
@@ -165,7 +171,8 @@ def _mixer_forward(recorder: AttentionRecorder, name: str, layer: int):
         qk = (q * (1.0 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)  # the same product attention_math forms
         recorder.add(AttentionRecord(
             name, "particle", layer, weights.detach(), mask, mask, qk.detach(),
-            bias.detach() if bias is not None else None, v.detach() if recorder.keep_values else None))
+            bias.detach() if bias is not None else None, v.detach() if recorder.keep_values else None,
+            label=_label("particle", bias is not None)))
         return self.merge_heads(out, x)
 
     return forward

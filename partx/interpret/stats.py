@@ -4,7 +4,8 @@ Every function takes weights (B, H, Nq, Nk) whose rows are distributions over re
 (B, Nq) / (B, Nk) True = real, and works per row (one query particle in one head):
 
   * ``max_weight``: the largest weight of the row; ``top1_ge_half``: it is >= 0.5 (the particle gives the
-    majority of its attention to ONE particle); ``argmax_self``: that particle is itself;
+    majority of its attention to ONE particle); ``argmax_self``: that particle is itself; ``one_other``: the
+    majority goes to one OTHER particle (the "binary" pattern of arXiv:2412.03673);
   * ``entropy`` (nats, over real keys) and ``eff_keys = exp(entropy)`` (1 for a one-hot row, n for a uniform
     row over n keys).
 
@@ -23,7 +24,7 @@ import torch
 #: particle types of the JetClass flags, in the order ``particle_types`` numbers them
 PARTICLE_TYPES = ("ch. hadron", "neu. hadron", "photon", "electron", "muon")
 #: the row statistics, in the order ``row_statistics`` returns them
-ROW_STATS = ("max_weight", "top1_ge_half", "argmax_self", "entropy", "eff_keys")
+ROW_STATS = ("max_weight", "top1_ge_half", "argmax_self", "one_other", "entropy", "eff_keys")
 MAX_WEIGHT_BINS = np.linspace(0.0, 1.0, 21)
 DELTA_R_BINS = np.linspace(0.0, 1.0, 21)
 
@@ -39,14 +40,16 @@ def row_statistics(weights: torch.Tensor, key_mask: torch.Tensor, self_offset: i
 
     Args:
         key_mask: (B, Nk) True = real key.
-        self_offset: key index of query i is i + self_offset (0 for particle blocks; class blocks have no
-            "self" among particles: pass -1 and the class token's own column is 0).
+        self_offset: key index of query i is i + self_offset (0 for particle blocks, and for class blocks
+            whose single query, the class token, is key 0).
     """
     w = weights.float() * key_mask[:, None, None, :]
     max_w, arg = w.max(dim=-1)
     ent = -(torch.where(w > 0, w * torch.log(w.clamp_min(1e-30)), torch.zeros_like(w))).sum(-1)
     query_index = torch.arange(w.size(2), device=w.device)[None, None, :] + self_offset
-    return dict(max_weight=max_w, top1_ge_half=(max_w >= 0.5).float(), argmax_self=(arg == query_index).float(),
+    is_self = arg == query_index
+    top1 = max_w >= 0.5
+    return dict(max_weight=max_w, top1_ge_half=top1.float(), argmax_self=is_self.float(), one_other=(top1 & ~is_self).float(),
                 entropy=ent, eff_keys=ent.exp())
 
 

@@ -110,7 +110,6 @@ def run_study(model: torch.nn.Module, jets: Jets, data_config, out: Path, cfg: S
                                                     has_qk=r.qk is not None, has_u=r.u is not None))
                 if not r.is_distribution:
                     continue
-                self_offset = -1 if r.kind == "class" else 0
                 variants = [("full", r.weights)]
                 if r.kind == "particle" and r.qk is not None:
                     variants.append(("qk_only", masked_softmax(r.qk, r.key_mask)))
@@ -120,7 +119,7 @@ def run_study(model: torch.nn.Module, jets: Jets, data_config, out: Path, cfg: S
                     sel = torch.as_tensor(labels == c)
                     for variant, w in variants:
                         for key in (names[c], "all"):
-                            stats.add_rows(key, r.name, variant, w[sel], r.query_mask[sel], r.key_mask[sel], self_offset)
+                            stats.add_rows(key, r.name, variant, w[sel], r.query_mask[sel], r.key_mask[sel])
             # per-jet geometry: DeltaR, partner types, subjets, class-token ranks, examples
             for b, j in enumerate(idx):
                 p = jets.particles[j]
@@ -206,7 +205,8 @@ def run_study(model: torch.nn.Module, jets: Jets, data_config, out: Path, cfg: S
                    definitions=dict(
                        max_weight="largest attention weight of a particle's row (one head)",
                        top1_ge_half="max_weight >= 0.5: the particle gives the majority of its attention to one particle",
-                       argmax_self="the largest weight is on the particle itself",
+                       argmax_self="the largest weight is on the particle itself (class blocks: on the class token)",
+                       one_other="max_weight >= 0.5 on one OTHER particle (the binary pattern)",
                        eff_keys="exp(entropy) of the row: 1 one-hot, n uniform over n",
                        errors="mean over jets of per-jet means (over particles; heads: 'all' = head mean), "
                               "sem = standard error over jets",
