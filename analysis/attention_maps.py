@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Attention maps of a trained ParT: heat maps, eta-phi links, binary-attention statistics, U vs QK^T.
+r"""Attention maps of a trained ParT: heat maps, eta-phi links, binary-attention statistics, U vs QK^T.
 
     python analysis/attention_maps.py --network networks/example_ParticleTransformer.py \
         --data-config data/JetClass/JetClass_kin.yaml --checkpoint training/.../net_best_epoch_state.pt \
         --data '/data/JetClass/Pythia/test_20M/*.root' [--jets 200] [--classes QCD,Hbb,Tbqq] [--out attention_maps] \
         [-o num_layers 4 -o embed_dims '[64,256,64]' ...]
 
-``-o key value`` are the model options the checkpoint was trained with (as given to weaver). --jets is per
+--network also takes a registered model name (ParT-demo: its network file and options). ``-o key value`` are the model options the checkpoint was trained with (as given to weaver). --jets is per
 class. Writes to --out (atomically: all files or none): heat maps per layer and head and class-token maps for
 example jets, eta-phi plots with the strongest links (inside / between exclusive-kT subjets), binary-attention
 statistics per layer, head and class, attention vs DeltaR and partner type, U-removed vs QK^T-removed, and
@@ -28,7 +28,9 @@ def build_parser():
     from partx.cli import ArgumentParser, csv_list, positive_int
 
     p = ArgumentParser(prog="attention_maps.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--network", required=True, help="weaver network file the checkpoint was trained with")
+    p.add_argument("--network", required=True,
+                   help="weaver network file the checkpoint was trained with, or a registered model name "
+                        "(ParT, ParT-demo, ...: its network file and options, as train_JetClass.sh used them)")
     p.add_argument("--data-config", required=True, help="weaver data config (YAML) of the training")
     p.add_argument("--checkpoint", default=None, help="weaver checkpoint (net_best_epoch_state.pt); none: untrained")
     p.add_argument("--data", required=True, action="append", help="ROOT file glob (repeatable; quote it)")
@@ -77,7 +79,13 @@ def _main(argv: list[str] | None) -> int:
         dc = load_data_config(args.data_config)
     except ValueError as err:
         raise UserError(str(err)) from None
-    model = build_model(args.network, dc, args.checkpoint, _options(args.model_option))
+    from partx import registry
+
+    network, options = args.network, _options(args.model_option)
+    if network in registry.MODELS:  # the registered network file and its options; -o on top, as the launcher does
+        entry = registry.get(network)
+        network, options = str(entry.network_path), dict(entry.options, **options)
+    model = build_model(network, dc, args.checkpoint, options)
     with record_attention(model):  # a model without attention fails here, before any data is read
         find_part(model)
     classes = resolve_classes(args.classes, list(dc.label_value))
@@ -85,8 +93,8 @@ def _main(argv: list[str] | None) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     command = "python analysis/attention_maps.py " + " ".join(shlex.quote(a) for a in argv)
-    meta = dict(command=command, network=args.network, checkpoint=args.checkpoint, data=args.data,
-                options=_options(args.model_option), model=Path(args.network).stem.removeprefix("example_"))
+    name = args.network if args.network in registry.MODELS else Path(network).stem.removeprefix("example_")
+    meta = dict(command=command, network=network, checkpoint=args.checkpoint, data=args.data, options=options, model=name)
     cfg = StudyConfig(subjets=args.subjets, example_jets=args.example_jets, top_links=args.top_links,
                       batch_size=args.batch_size)
     with atomic_dir(out) as stage:  # an unwritable --out fails here, before the work; nothing lands unless all is done

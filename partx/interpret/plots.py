@@ -42,7 +42,9 @@ def heatmaps(maps: list[tuple[str, np.ndarray]], path: Path, title: str, label: 
             if h == 0:
                 ax.set_ylabel(name, fontsize=11)
     fig.suptitle(f"{title}\n{label}; rows: query, columns: key (pT order)", fontsize=12)
-    fig.colorbar(im, ax=axes, shrink=0.6, label="weight")
+    cbar = fig.colorbar(im, ax=axes, shrink=0.6)
+    cbar.set_label("weight", fontsize=12)
+    cbar.ax.tick_params(labelsize=10)
     return save_figure(fig, path, quiet=True)
 
 
@@ -137,7 +139,9 @@ def head_table(summary: dict, names: list[str], n_heads: int, path: Path, title:
                         color="white" if grid[r, h] < 0.6 else "black")
     ax.set_xticks(range(n_heads), [f"h{h}" for h in range(n_heads)], fontsize=10)
     ax.set_yticks(range(len(names)), _layer_axis(names), fontsize=10)
-    fig.colorbar(im, ax=ax, label="fraction with max weight >= 0.5")
+    cbar = fig.colorbar(im, ax=ax)
+    cbar.set_label("fraction with max weight >= 0.5", fontsize=11)
+    cbar.ax.tick_params(labelsize=10)
     ax.set_title(title, fontsize=12)
     return save_figure(fig, path, quiet=True)
 
@@ -218,7 +222,9 @@ def partner_types(summary: dict, names: list[str], path: Path, title: str) -> Pa
         ax.set_xlabel("partner (key)", fontsize=11)
         ax.set_title(_layer_axis([n])[0], fontsize=12)
     axes[0, 0].set_ylabel("particle (query)", fontsize=11)
-    fig.colorbar(im, ax=axes, shrink=0.8, label="log2(weight / uniform)")
+    cbar = fig.colorbar(im, ax=axes, shrink=0.8)
+    cbar.set_label("log2(weight / uniform)", fontsize=11)
+    cbar.ax.tick_params(labelsize=10)
     fig.suptitle(title, fontsize=13)
     return save_figure(fig, path, quiet=True)
 
