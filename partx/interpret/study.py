@@ -21,6 +21,8 @@ from partx.interpret.stats import AttentionStats, delta_r, masked_softmax, subje
 #: number of hard prongs per JetClass class, for ``--subjets auto`` (at least 2, so that "inside vs between
 #: subjets" means something also for QCD)
 PRONGS = dict(QCD=2, Hbb=2, Hcc=2, Hgg=2, H4q=4, Hqql=3, Zqq=2, Wqq=2, Tbqq=3, Tbl=2)
+#: classes drawn first as examples (1, 2 and 3 prongs), the others after them
+EXAMPLE_ORDER = ("QCD", "Hbb", "Tbqq", "Wqq", "H4q")
 
 
 def _one_line(err: BaseException, limit: int = 200) -> str:
@@ -92,7 +94,8 @@ def run_study(model: torch.nn.Module, jets: Jets, data_config, out: Path, cfg: S
     present = sorted(set(jets.labels.tolist()), key=lambda c: c)
     classes = [names[c] for c in present]
     examples: dict[int, dict] = {}
-    example_quota = {c: cfg.example_jets for c in present[: cfg.max_example_classes]}
+    preferred = sorted(present, key=lambda c: (EXAMPLE_ORDER.index(names[c]) if names[c] in EXAMPLE_ORDER else 99, c))
+    example_quota = {c: cfg.example_jets for c in preferred[: cfg.max_example_classes]}
     subjet_cache: dict[int, np.ndarray] = {}
     record_info: dict[str, dict] = {}
     n_heads = 0
