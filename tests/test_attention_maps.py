@@ -195,7 +195,7 @@ def test_per_jet_means_and_standard_errors():
     w = torch.stack([onehot, uniform])[:, None]  # (2, 1, n, n)
     m = torch.ones(2, n, dtype=torch.bool)
     st = AttentionStats()
-    st.add_rows("X", "blocks.0", "full", w, m, m)
+    st.add_rows([("X",), ("X",)], "blocks.0", "full", w, m, m)
     got = st.summary()["binary"]["X"]["blocks.0"]["full"]["all"]
     assert got["max_weight"]["mean"] == pytest.approx((1 + 0.25) / 2)
     assert got["max_weight"]["sem"] == pytest.approx(np.std([1, 0.25], ddof=1) / math.sqrt(2))

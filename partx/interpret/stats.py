@@ -99,26 +99,31 @@ class AttentionStats:
         self.cls_rank: dict = defaultdict(lambda: np.zeros((2, 64)))  # sum w at pT rank, jets with that rank
         self.n_jets: dict = defaultdict(int)
 
-    def add_rows(self, cls: str, name: str, variant: str, weights: torch.Tensor, query_mask: torch.Tensor,
-                 key_mask: torch.Tensor, self_offset: int = 0) -> None:
-        """Binary-attention statistics of a batch: weights (B, H, Nq, Nk), masks (B, Nq) / (B, Nk)."""
+    def add_rows(self, keys: list[tuple[str, ...]], name: str, variant: str, weights: torch.Tensor,
+                 query_mask: torch.Tensor, key_mask: torch.Tensor, self_offset: int = 0) -> None:
+        """Binary-attention statistics of a batch: weights (B, H, Nq, Nk), masks (B, Nq) / (B, Nk); ``keys[b]``: the
+        class keys jet b is counted under (e.g. ("Hbb", "all"))."""
         stats = row_statistics(weights, key_mask, self_offset)
         q = query_mask.float()[:, None, :]  # (B, 1, Nq)
-        rows = q.sum(-1)  # (B, 1)
+        rows = q.sum(-1)[:, 0]  # (B,)
         n_heads = weights.size(1)
-        for stat, values in stats.items():
-            per_jet_head = (values * q).sum(-1) / rows.clamp_min(1)  # (B, H)
-            for b in range(values.size(0)):
-                if rows[b, 0] == 0:
-                    continue
-                for h in range(n_heads):
-                    self.means[(cls, name, variant, h, stat)].add(per_jet_head[b, h].item())
-                self.means[(cls, name, variant, "all", stat)].add(per_jet_head[b].mean().item())
-        real_rows = query_mask[:, None, :].expand_as(stats["max_weight"])
-        for h in range(n_heads):
-            sel = stats["max_weight"][:, h][real_rows[:, h]].cpu().numpy()
-            self.max_hist[(cls, name, variant, h)] += np.histogram(sel, MAX_WEIGHT_BINS)[0]
-            self.max_hist[(cls, name, variant, "all")] += np.histogram(sel, MAX_WEIGHT_BINS)[0]
+        per_jet = {stat: ((values * q).sum(-1) / rows.clamp_min(1)[:, None]).tolist() for stat, values in stats.items()}
+        for b, jet_keys in enumerate(keys):
+            if rows[b] == 0:
+                continue
+            for stat, values in per_jet.items():
+                for key in jet_keys:
+                    for h in range(n_heads):
+                        self.means[(key, name, variant, h, stat)].add(values[b][h])
+                    self.means[(key, name, variant, "all", stat)].add(sum(values[b]) / n_heads)
+        max_w = stats["max_weight"].cpu().numpy()  # (B, H, Nq)
+        real = query_mask.cpu().numpy()
+        for key in {k for jet_keys in keys for k in jet_keys}:
+            jets = np.asarray([key in jet_keys for jet_keys in keys])
+            for h in range(n_heads):
+                counts = np.histogram(max_w[jets, h][real[jets]], MAX_WEIGHT_BINS)[0]
+                self.max_hist[(key, name, variant, h)] += counts
+                self.max_hist[(key, name, variant, "all")] += counts
 
     def add_jet_geometry(self, cls: str, name: str, weights: np.ndarray, dr: np.ndarray, types: np.ndarray) -> None:
         """Attention vs DeltaR and vs partner type for ONE jet: weights (H, n, n) over its n real particles,

@@ -118,11 +118,9 @@ def run_study(model: torch.nn.Module, jets: Jets, data_config, out: Path, cfg: S
                     variants.append(("qk_only", masked_softmax(r.qk, r.key_mask)))
                     if r.u is not None:
                         variants.append(("u_only", masked_softmax(r.u, r.key_mask)))
-                for c in set(labels.tolist()):
-                    sel = torch.as_tensor(labels == c)
-                    for variant, w in variants:
-                        for key in (names[c], "all"):
-                            stats.add_rows(key, r.name, variant, w[sel], r.query_mask[sel], r.key_mask[sel])
+                keys = [(names[c], "all") for c in labels.tolist()]
+                for variant, w in variants:
+                    stats.add_rows(keys, r.name, variant, w, r.query_mask, r.key_mask)
             # per-jet geometry: DeltaR, partner types, subjets, class-token ranks, examples
             for b, j in enumerate(idx):
                 p = jets.particles[j]
@@ -161,6 +159,10 @@ def run_study(model: torch.nn.Module, jets: Jets, data_config, out: Path, cfg: S
     class_names_rec = [n for n, i in record_info.items() if i["kind"] == "class"]
     distribution = all(record_info[n]["is_distribution"] for n in particle_names)
     jets_per_class = {names[c]: int((jets.labels == c).sum()) for c in present}
+    multiplicity = {}
+    for c in present:  # particles the model sees per jet (<= the input length): many statistics scale with it
+        n = np.asarray([len(jets.particles[j]["pt"]) for j in np.flatnonzero(jets.labels == c)], float)
+        multiplicity[names[c]] = dict(mean=float(n.mean()), sem=float(n.std(ddof=1) / np.sqrt(len(n))) if len(n) > 1 else float("nan"))
     written: list[Path] = []
     what = meta.get("model", "model")
     counts = ", ".join(f"{k} {v}" for k, v in jets_per_class.items())
@@ -203,7 +205,7 @@ def run_study(model: torch.nn.Module, jets: Jets, data_config, out: Path, cfg: S
     if class_names_rec:
         written.append(plots.cls_ranks(summary, class_names_rec, classes, out / "cls_attention_vs_pt_rank.png",
                                        f"{what}: class-token attention"))
-    summary.update(meta=meta, jets_per_class=jets_per_class, records=record_info, n_heads=n_heads,
+    summary.update(meta=meta, jets_per_class=jets_per_class, particles_per_jet=multiplicity, records=record_info, n_heads=n_heads,
                    subjets=cfg.subjets, not_applicable=not_applicable, figures=[p.name for p in written],
                    definitions=dict(
                        max_weight="largest attention weight of a particle's row (one head)",
