@@ -111,7 +111,7 @@ def binary_by_class(summary: dict, names: list[str], classes: list[str], path: P
             mean = [v["mean"] if v else np.nan for v in vals]
             sem = [v["sem"] if v else np.nan for v in vals]
             ax.errorbar(x + 0.04 * (c_i - len(classes) / 2), mean, yerr=sem, marker="o", ms=4, capsize=2,
-                        label=cls, ls="-" if c_i < 10 else "--")
+                        label=cls, color=plt.cm.tab10(c_i % 10), ls="-" if c_i < 10 else "--")
             ax.set_ylabel(label, fontsize=13)
     for ax in axes:
         ax.set_xticks(x, _layer_axis(names), fontsize=10)
@@ -247,7 +247,8 @@ def subjet_shares_plot(summary: dict, names: list[str], classes: list[str], path
         u_inter, _ = get("uniform_inter")
         u_frac = u_intra / (u_intra + u_inter)
         err = np.hypot(e_intra * inter, e_inter * intra) / (intra + inter) ** 2
-        line = axes[0].errorbar(x + 0.04 * c_i, frac, yerr=err, marker="o", ms=4, capsize=2, label=cls)
+        line = axes[0].errorbar(x + 0.04 * c_i, frac, yerr=err, marker="o", ms=4, capsize=2, label=cls,
+                                color=plt.cm.tab10(c_i % 10))
         axes[0].plot(x, u_frac, ls=":", color=line[0].get_color())
         link, e_link = get("link_intra")
         u_link, _ = get("uniform_link_intra")
@@ -269,10 +270,11 @@ def cls_ranks(summary: dict, names: list[str], classes: list[str], path: Path, t
     plt = _plt()
     fig, axes = plt.subplots(1, len(names), figsize=(7 * len(names), 5.5), squeeze=False)
     for ax, n in zip(axes[0], names):
-        for cls in classes:
+        for c_i, cls in enumerate(classes):
             d = summary["cls_rank"].get(cls, {}).get(n)
             if d:
-                ax.plot(np.arange(1, max_rank + 1), np.asarray(d["mean_weight"], float)[:max_rank], marker="o", ms=3, label=cls)
+                ax.plot(np.arange(1, max_rank + 1), np.asarray(d["mean_weight"], float)[:max_rank], marker="o", ms=3,
+                        label=cls, color=plt.cm.tab10(c_i % 10))
         ax.set_yscale("log")
         ax.set_xlabel("particle pT rank", fontsize=13)
         ax.set_ylabel("mean class-token attention", fontsize=13)
