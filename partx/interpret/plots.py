@@ -48,6 +48,29 @@ def heatmaps(maps: list[tuple[str, np.ndarray]], path: Path, title: str, label: 
     return save_figure(fig, path, quiet=True)
 
 
+def cls_heatmap(maps: list[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
+    """Class-token attention of one jet: one panel per class-attention block, rows = heads, columns = keys
+    (the class token itself, then the particles in pT order); maps = [(layer name, (H, 1, 1 + n))]."""
+    from matplotlib.colors import PowerNorm
+
+    plt = _plt()
+    fig, axes = plt.subplots(len(maps), 1, figsize=(10, 1.2 + 0.45 * maps[0][1].shape[0] * len(maps) + 0.8 * len(maps)),
+                             squeeze=False)
+    vmax = max(float(m.max()) for _, m in maps) or 1.0
+    for ax, (name, m) in zip(axes[:, 0], maps):
+        im = ax.imshow(m[:, 0, :], aspect="auto", cmap="viridis", norm=PowerNorm(0.5, vmin=0, vmax=vmax),
+                       interpolation="nearest")
+        ax.set_yticks(range(m.shape[0]), [f"head {h}" for h in range(m.shape[0])], fontsize=9)
+        ax.set_title(name, fontsize=11)
+        ax.tick_params(axis="x", labelsize=9)
+    axes[-1, 0].set_xlabel("key: 0 = class token, then particles by pT rank", fontsize=11)
+    fig.suptitle(title, fontsize=12)
+    cbar = fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.8)
+    cbar.set_label("weight", fontsize=11)
+    cbar.ax.tick_params(labelsize=9)
+    return save_figure(fig, path, quiet=True)
+
+
 def etaphi(p: dict, subjets: np.ndarray, maps: list[tuple[str, np.ndarray]], path: Path, title: str, top: int) -> Path:
     """A jet's particles on the (deta, dphi) plane, size ~ pT, colour = type, with the ``top`` strongest
     non-self links of each layer (head mean): solid = inside one exclusive-kT subjet, dashed = between subjets."""

@@ -174,9 +174,8 @@ def run_study(model: torch.nn.Module, jets: Jets, data_config, out: Path, cfg: S
                                       f"{what}: particle-block attention, {ex['cls']} jet {j} ({len(jets.particles[j]['pt'])} particles)",
                                       label))
         if ex["cls_maps"]:
-            written.append(plots.heatmaps([(n, m) for n, m in ex["cls_maps"]], out / f"cls_heatmap_{stem}.png",
-                                          f"{what}: class-token attention, {ex['cls']} jet {j}",
-                                          "column 0: the class token itself, then particles in pT order"))
+            written.append(plots.cls_heatmap(ex["cls_maps"], out / f"cls_heatmap_{stem}.png",
+                                             f"{what}: class-token attention, {ex['cls']} jet {j}"))
         written.append(plots.etaphi(jets.particles[j], subjet_cache[j], ex["particle"], out / f"etaphi_{stem}.png",
                                     f"{ex['cls']} jet {j}", cfg.top_links))
     not_applicable = {}
