@@ -314,3 +314,20 @@ def test_bad_inputs_one_line_exit_2_nothing_written(setup, capsys, tmp_path, cas
     assert_user_error(res, needle)
     assert not out.exists() and not (tmp_path / "file" / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == (["file"] if case == "unwritable_out" else [])
+
+
+def test_failure_during_the_work_keeps_the_previous_output(setup, capsys, tmp_path):
+    """A corrupt file found while reading the jets (inside the staged --out): one line, exit 2, the earlier
+    --out untouched and no staging folder left behind."""
+    tmp, ckpt = setup
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "HToBB_000.root").write_bytes(b"not a ROOT file")
+    res = call(_script(), ["--network", NETWORK, "--data-config", DATA_CONFIG, "--checkpoint", ckpt,
+                           "--data", str(data / "*.root"), "--jets", "2", "--out", out, *TINY], capsys)
+    assert_user_error(res, "cannot read", "HToBB_000.root")
+    assert [p.name for p in out.iterdir()] == ["summary.json"] and (out / "summary.json").read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "maps"]
