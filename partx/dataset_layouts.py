@@ -41,6 +41,7 @@ class DatasetLayout:
     samples_per_epoch_val: int = 10000 * 128
     optimizer: str = "ranger"
     dataopts: str = "--num-workers 2 --fetch-step 0.01"   # weaver loading options (DATAOPTS default)
+    predict_output: str = "pred.root"   # weaver --predict-output (its extension picks ROOT or parquet)
     find_data: str = ""   # "module:function(datadir, features, default, dry_run) -> datadir" when data may be made on demand
 
     @property
@@ -89,6 +90,7 @@ TRACKML = DatasetLayout(
     epochs=100, samples_per_epoch=800, samples_per_epoch_val=100, optimizer="adam",
     # one row per file: read whole files (4 events per fetch), not fractions of each file
     dataopts="--num-workers 1 --fetch-by-files --fetch-step 4",
+    predict_output="pred.parquet",  # per-hit embeddings, (n_hits, E) per event: jagged, parquet keeps them whole
     find_data="partx.readers.trackml.datasets:launcher_data_dir",
 )
 

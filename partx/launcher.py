@@ -204,7 +204,7 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
         *knobs.dataopts, "--batch-size", str(knobs.batch_size), "--start-lr", f"{entry.lr:g}",
         "--samples-per-epoch", str(knobs.samples_per_epoch), "--samples-per-epoch-val", str(knobs.samples_per_epoch_val),
         "--num-epochs", str(knobs.epochs), "--gpus", knobs.gpus, "--optimizer", layout.optimizer,
-        "--log", f"logs/{layout.name}_{tag}_{{auto}}{suffix}.log", "--predict-output", "pred.root",
+        "--log", f"logs/{layout.name}_{tag}_{{auto}}{suffix}.log", "--predict-output", layout.predict_output,
         "--tensorboard", f"{layout.name}_{tag}{suffix}",
         *extra,
     ]
