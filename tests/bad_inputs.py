@@ -157,6 +157,12 @@ def call(main: Callable[[list[str]], int], argv: list[str], capsys) -> subproces
     return subprocess.CompletedProcess(argv, code, out.out, out.err)
 
 
+def default_sigint() -> None:
+    """Restore the default Ctrl-C behaviour in a child: a shell runs background jobs (``cmd &``, nohup)
+    with SIGINT ignored and children inherit that, so a suite started that way would test nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(cmd: list[str], started: Callable[[], bool], *, cwd: Path = REPO, env: dict | None = None,
               start_timeout: float = 120, stop_timeout: float = 15) -> tuple[subprocess.CompletedProcess, float]:
     """Start ``cmd`` in its own process group, send SIGINT to the group (a terminal's Ctrl-C) once
@@ -167,7 +173,7 @@ def interrupt(cmd: list[str], started: Callable[[], bool], *, cwd: Path = REPO, 
     """
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=default_sigint)
     try:
         deadline = time.monotonic() + start_timeout
         while not started():

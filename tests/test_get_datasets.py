@@ -569,7 +569,8 @@ def test_cli_ctrl_c_keeps_partial_file_and_rerun_resumes(server, tmp_path):
     env = dict(os.environ, **{dl.MIRROR_ENV: server.url})
     part = tmp_path / "d" / "JetClass" / f"{VAL_TAR}.part"
     proc = subprocess.Popen([sys.executable, str(SCRIPT), *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # not inherited SIG_IGN
     try:
         deadline = time.monotonic() + 15
         while not (part.exists() and part.stat().st_size > 0):
