@@ -95,15 +95,10 @@ def _option(args: list[str], flag: str) -> str | None:
 
 
 def _drop_option(args: list[str], flag: str) -> list[str]:
-    out, skip = [], False
-    for a in args:
-        if skip:
-            skip = False
-        elif a == flag:
-            skip = True
-        else:
-            out.append(a)
-    return out
+    """``args`` without any ``flag value`` / ``flag=value`` (partx.run_folder.set_option with no value)."""
+    from partx.run_folder import set_option
+
+    return set_option(args, flag, None)
 
 
 def _resolve_auto(args: list[str]) -> list[str]:

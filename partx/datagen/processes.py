@@ -28,18 +28,23 @@ QUARKS = "1 2 3 4 5"
 LEPTONS = "11 13 15"
 NEUTRINOS = "12 14 16"
 
-COMMON = (
-    "Beams:eCM = 13000.",
-    "PhaseSpace:pTHatMin = 450.",
-    "PhaseSpace:pTHatMax = 1100.",
+#: Settings every partx Pythia instance shares (JetClass and TrackML generators): no printout, and
+#: particles with c*tau0 > 10 mm stable, as in the generator-level definition used by Delphes samples.
+QUIET_STABLE = (
     "Next:numberCount = 0",
     "Next:numberShowEvent = 0",
     "Next:numberShowInfo = 0",
     "Next:numberShowProcess = 0",
     "Print:quiet = on",
-    # c*tau0 > 10 mm stable, as in the generator-level definition used by Delphes samples
     "ParticleDecays:limitTau0 = on",
     "ParticleDecays:tau0Max = 10",
+)
+
+COMMON = (
+    "Beams:eCM = 13000.",
+    "PhaseSpace:pTHatMin = 450.",
+    "PhaseSpace:pTHatMax = 1100.",
+    *QUIET_STABLE,
 )
 
 _HZ = ("HiggsSM:ffbar2HZ = on", "23:onMode = off", f"23:onIfAny = {NEUTRINOS}", "25:onMode = off")

@@ -24,6 +24,7 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
+from partx.datagen.processes import QUIET_STABLE
 from partx.datagen.trackml.propagate import Particles
 
 BEAM_ENERGY_CM = 14000.0  # GeV, HL-LHC as the TrackML simulation
@@ -31,17 +32,7 @@ SIGMA_Z = 50.0  # mm, luminous region length
 SIGMA_XY = 0.015  # mm
 MAX_PYTHIA_SEED = 900_000_000
 
-_COMMON = (
-    f"Beams:eCM = {BEAM_ENERGY_CM}",
-    "Next:numberCount = 0",
-    "Next:numberShowEvent = 0",
-    "Next:numberShowInfo = 0",
-    "Next:numberShowProcess = 0",
-    "Print:quiet = on",
-    "ParticleDecays:limitTau0 = on",
-    "ParticleDecays:tau0Max = 10",
-    "Random:setSeed = on",
-)
+_COMMON = (f"Beams:eCM = {BEAM_ENERGY_CM}", *QUIET_STABLE, "Random:setSeed = on")
 HARD = ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on")
 MINBIAS = ("SoftQCD:inelastic = on",)
 
