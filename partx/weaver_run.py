@@ -1,6 +1,6 @@
 """The weaver process as partx runs it: ``python -m partx.weaver_run [weaver-core train args]``.
 
-This is ``weaver.train`` (weaver-core 0.5.3) with two additions installed first, in this process only:
+This is ``weaver.train`` (weaver-core 0.5.3) with three additions installed first, in this process only:
 
 * **Atomic checkpoints.** weaver writes ``net_epoch-N_state.pt`` / ``_optimizer.pt`` with plain
   ``torch.save`` and copies the best epoch with ``shutil.copy2``; an interrupt in the middle leaves a
@@ -9,6 +9,9 @@ This is ``weaver.train`` (weaver-core 0.5.3) with two additions installed first,
 * **One line for a non-finite loss.** ``partx.losses.finite.FiniteLoss`` (every partx ``get_loss``)
   raises ``NonFiniteLossError``; it is printed as one ``ERROR:`` line (exit status 3) instead of a
   traceback from deep inside weaver's loop.
+* **A best checkpoint always exists.** weaver writes ``net_best_epoch_state.pt`` only when validation
+  beats 0 (a NaN or zero metric never does) and its test step then fails; the last epoch stands in, with
+  a warning.
 
 partx.launcher (``./train_<Dataset>.sh``) and partx.ddp run weaver through this module.
 """
@@ -19,6 +22,7 @@ import os
 import shutil
 import sys
 import types
+from pathlib import Path
 
 EXIT_NON_FINITE = 3
 
@@ -40,6 +44,35 @@ def _atomic_torch_save():
 
     save._partx_atomic = True
     torch.save = save
+
+
+_BEST = "_best_epoch_state.pt"
+
+
+def _best_or_last_epoch(load):
+    """``torch.load`` that, for a missing ``<prefix>_best_epoch_state.pt``, falls back to the last epoch.
+
+    weaver keeps a "best" checkpoint only when the validation metric beats its initial best, 0 (or
+    inf in regression): a short run whose metric stays 0 or is NaN (no validation queries) never writes
+    one, and weaver's test step then dies on the missing file. The last epoch is copied to the best
+    name (atomically) with a warning, which is what such a run has to offer.
+    """
+
+    def wrapped(f, *args, **kwargs):
+        if isinstance(f, (str, os.PathLike)) and str(f).endswith(_BEST) and not os.path.exists(f):
+            from partx.run_folder import checkpoints
+
+            prefix = str(f)[: -len(_BEST)]
+            epochs = checkpoints(Path(prefix).parent).get(Path(prefix).name, [])
+            if epochs:
+                last = f"{prefix}_epoch-{epochs[-1]}_state.pt"
+                print(f"warning: no epoch improved on weaver's initial best validation metric (0, or NaN metrics): "
+                      f"using the last epoch ({epochs[-1]}) as {os.path.basename(f)}", file=sys.stderr, flush=True)
+                _atomic_copy2(last, f)
+        return load(f, *args, **kwargs)
+
+    wrapped._partx_best = True
+    return wrapped
 
 
 def _atomic_copy2(src, dst, *, follow_symlinks=True):
@@ -67,6 +100,10 @@ def install() -> None:
     import weaver.train
 
     _atomic_torch_save()
+    import torch
+
+    if not getattr(torch.load, "_partx_best", False):
+        torch.load = _best_or_last_epoch(torch.load)
     if not isinstance(weaver.train.shutil, types.SimpleNamespace):
         names = {k: getattr(shutil, k) for k in dir(shutil) if not k.startswith("__")}
         weaver.train.shutil = types.SimpleNamespace(**dict(names, copy2=_atomic_copy2))  # weaver.train's name only

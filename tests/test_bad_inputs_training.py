@@ -275,3 +275,20 @@ def test_ctrl_c_then_resume(datadir, tmp_path):
     assert_user_error(res, "all", "epochs are done")
     res = run(["bash", str(REPO / "train_JetClass.sh")], env={**SHORT_RUN, "RESUME": str(tmp_path)})
     assert_user_error(res, "partx_launch.json")
+
+
+def test_missing_best_checkpoint_falls_back_to_the_last_epoch(tmp_path, capsys):
+    """weaver saves a "best" epoch only when validation beats 0; a run whose metric stays 0 (or NaN)
+    would die in its test step. partx.weaver_run's torch.load stands in the last epoch, with a warning."""
+    import torch
+
+    from partx.weaver_run import _best_or_last_epoch
+
+    load = _best_or_last_epoch(torch.load)
+    for epoch in (0, 1):
+        torch.save({"w": torch.tensor([float(epoch)])}, tmp_path / f"net_epoch-{epoch}_state.pt")
+    state = load(str(tmp_path / "net_best_epoch_state.pt"))
+    assert state["w"].item() == 1.0 and (tmp_path / "net_best_epoch_state.pt").is_file()
+    assert "using the last epoch (1)" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError):  # nothing to fall back on: weaver's own error stands
+        load(str(tmp_path / "other_best_epoch_state.pt"))

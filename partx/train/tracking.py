@@ -260,7 +260,8 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
         labels = {"particle_id": ak.Array([ev["particle_id"] for ev in events])}
         # weaver's ROOT writer (save_root) looks up the config's label; parquet (the TrackML default,
         # partx.dataset_layouts) keeps the (n_hits, E) embeddings of each event as they are
-        for name in getattr(test_loader.dataset.config, "label_names", ()):
+        config = getattr(getattr(test_loader, "dataset", None), "config", None)
+        for name in getattr(config, "label_names", ()):
             labels.setdefault(name, labels["particle_id"])
         obs = {k: np.concatenate(v) for k, v in observers.items()}
         return main, scores, labels, obs
