@@ -12,6 +12,9 @@ This is ``weaver.train`` (weaver-core 0.5.3) with three additions installed firs
 * **A best checkpoint always exists.** weaver writes ``net_best_epoch_state.pt`` only when validation
   beats 0 (a NaN or zero metric never does) and its test step then fails; the last epoch stands in, with
   a warning.
+* **One line for a user error.** A ``partx.cli.UserError`` raised inside weaver (e.g. an unknown ``-o``
+  option of a tracking network file, ``partx.train.tracking.UnknownTrackingOption``) is printed as one
+  ``ERROR:`` line with exit status 2, as every partx command line does.
 
 partx.launcher (``./train_<Dataset>.sh``) and partx.ddp run weaver through this module.
 """
@@ -85,11 +88,15 @@ def _atomic_copy2(src, dst, *, follow_symlinks=True):
 
 def _excepthook(previous):
     def hook(exc_type, exc, tb):
+        from partx.cli import EXIT_USER_ERROR, UserError
         from partx.losses.finite import NonFiniteLossError
 
         if issubclass(exc_type, NonFiniteLossError):
             print(f"ERROR: {exc}", file=sys.stderr, flush=True)
             os._exit(EXIT_NON_FINITE)  # data-loader workers are daemons; nothing left to flush
+        if issubclass(exc_type, UserError):
+            print("ERROR: " + " ".join(str(exc).split()), file=sys.stderr, flush=True)
+            os._exit(EXIT_USER_ERROR)
         previous(exc_type, exc, tb)
 
     return hook

@@ -108,7 +108,9 @@ def combine_codes(low: torch.Tensor, high: torch.Tensor, mask: torch.Tensor) -> 
     low, high: (B, R, N) long; the max runs over the real points of each event."""
     max_low = low.masked_fill(~mask[:, None, :], 0).amax(-1, keepdim=True)
     bits = torch.ceil(torch.log2(max_low.double() + 1)).long()
-    return (high << bits) | low
+    # + instead of |: the same value (low < 2**bits, so the bits do not overlap), and ONNX exports it
+    # (the TorchScript ONNX exporter has no bitwise OR on integers)
+    return (high << bits) + low
 
 
 def region_codes(coords: torch.Tensor, counts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

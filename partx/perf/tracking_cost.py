@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import glob as _glob
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -125,8 +126,9 @@ def random_hits(n: int, in_dim: int = 15, coords_dim: int = 6, seed: int = 0, de
     Only the coordinate ranges matter for the cost (they set the LSH buckets and eta-phi regions)."""
     g = np.random.default_rng(seed)
     barrel = g.random(n) < 0.6
-    r = np.where(barrel, g.choice(_BARREL_R, n), g.uniform(30.0, 176.0, n))
     z = np.where(barrel, g.uniform(-491.0, 491.0, n), g.choice(_ENDCAP_Z, n) * g.choice([-1.0, 1.0], n))
+    r_min = np.maximum(30.0, np.abs(z) / math.sinh(4.0))  # endcap hits within |eta| < 4
+    r = np.where(barrel, g.choice(_BARREL_R, n), r_min + g.random(n) * (176.0 - r_min))
     phi = g.uniform(-math.pi, math.pi, n)
     eta = np.arcsinh(z / r)
     layer = np.where(barrel, np.searchsorted(_BARREL_R, r), 4 + g.integers(0, 7, n))
@@ -276,8 +278,8 @@ def run_cost(cfg: CostConfig, progress: bool = True, log=print) -> list[dict]:
             if row.get("first_forward_s") is not None:
                 last = (n, row["first_forward_s"])
             bar.update(1)
-            if progress and row.get("status") == "ok":
-                bar.write(_row_line(row))
+            if row.get("status") == "ok":  # a running log, also without the bar
+                bar.write(_row_line(row), file=sys.stderr)
         del model
     bar.close()
     add_ratios(rows)

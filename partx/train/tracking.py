@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import tqdm
 
+from partx.cli import UserError
 from partx.losses.finite import NonFiniteLossError
 from partx.losses.infonce import add_random_pairs, batched_info_nce, hept_point_pairs, knn_point_pairs
 from partx.metrics.tracking import build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score
@@ -271,6 +272,9 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
 
 #: ``-o`` options read by the train / evaluate functions (weaver passes every ``-o`` option to all four
 #: network-file hooks); everything else goes to ``TrackingConfig``.
+#: options weaver itself adds to ``get_model``'s keywords (``weaver/train.py`` ``model_setup``: --export-onnx,
+#: --use-amp, --compile): accepted and not used by the tracking encoders (weaver runs autocast itself)
+WEAVER_OPTIONS = ("for_inference", "use_amp", "compile_model")
 TRAIN_OPTIONS = ("loss_variant", "dbscan_eps", "random_frac", "radius", "max_neighbors", "knn_k", "tau", "sigma", "size")
 
 
@@ -299,9 +303,36 @@ class InfoNCELoss(torch.nn.Module):
         return f"variant={self.variant}"
 
 
+class UnknownTrackingOption(UserError, ValueError):
+    """A ``-o`` option no tracking hook reads, with a one-line message naming it and the valid ones. weaver
+    calls ``get_model`` in its own process: ``partx.weaver_run`` (the launcher's weaver) prints a UserError as
+    that one line and exits 2; plain ``python -m weaver.train`` shows it as a ValueError traceback."""
+
+
+def valid_options() -> tuple[str, ...]:
+    """Every ``-o`` key the tracking hooks accept: ``TRAIN_OPTIONS`` and the ``TrackingConfig`` fields
+    (except ``model``, fixed by the network file, and ``in_dim`` / ``coords_dim``, read from the data config)."""
+    from dataclasses import fields
+
+    from partx.models.tracking import TrackingConfig
+
+    return tuple(TRAIN_OPTIONS) + WEAVER_OPTIONS + tuple(f.name for f in fields(TrackingConfig) if f.name not in ("model", "in_dim", "coords_dim"))
+
+
+def check_options(kwargs: dict) -> dict:
+    """``kwargs`` unchanged, or UnknownTrackingOption naming the unknown keys and the valid ones."""
+    valid = valid_options()
+    unknown = [k for k in kwargs if k not in valid]
+    valid = [k for k in valid if k not in WEAVER_OPTIONS]  # the message lists what a user may set
+    if unknown:
+        raise UnknownTrackingOption(
+            f"unknown tracking network option(s) {', '.join(map(repr, unknown))} (-o); valid: {', '.join(sorted(valid))}")
+    return kwargs
+
+
 def _split(kwargs: dict) -> tuple[dict, dict]:
     train = {k: v for k, v in kwargs.items() if k in TRAIN_OPTIONS}
-    return {k: v for k, v in kwargs.items() if k not in TRAIN_OPTIONS}, train
+    return {k: v for k, v in kwargs.items() if k not in TRAIN_OPTIONS + WEAVER_OPTIONS}, train
 
 
 def _loss_kw(opts: dict) -> dict:
@@ -320,7 +351,7 @@ def tracking_network(model: str, size: str = "S", io: TrackingInputs | None = No
     def get_model(data_config, **kwargs):
         from partx.models.tracking import tracking_config
 
-        model_kw, opts = _split(dict(defaults, **kwargs))
+        model_kw, opts = _split(check_options(dict(defaults, **kwargs)))
         n_in = len(data_config.input_dicts[io.features])
         n_coords = len(data_config.input_dicts[io.points])
         cfg = tracking_config(model, opts.get("size", size), in_dim=n_in, coords_dim=n_coords, **model_kw)
@@ -335,14 +366,14 @@ def tracking_network(model: str, size: str = "S", io: TrackingInputs | None = No
         return TrackingWeaverModel(cfg), info
 
     def get_loss(data_config, **kwargs):
-        return InfoNCELoss(_split(dict(defaults, **kwargs))[1].get("loss_variant", "hept_radius"))
+        return InfoNCELoss(_split(check_options(dict(defaults, **kwargs)))[1].get("loss_variant", "hept_radius"))
 
     def get_train_fn(data_config, **kwargs):
-        opts = _split(dict(defaults, **kwargs))[1]
+        opts = _split(check_options(dict(defaults, **kwargs)))[1]
         return make_train_fn(io, opts.get("loss_variant", "hept_radius"), **_loss_kw(opts))
 
     def get_evaluate_fn(data_config, **kwargs):
-        opts = _split(dict(defaults, **kwargs))[1]
+        opts = _split(check_options(dict(defaults, **kwargs)))[1]
         return make_evaluate_fn(io, opts.get("loss_variant", "hept_radius"), dbscan_eps=float(opts.get("dbscan_eps", 0.1)), **_loss_kw(opts))
 
     return get_model, get_loss, get_train_fn, get_evaluate_fn
