@@ -160,3 +160,47 @@ def test_unwritable_out_exit_2(tmp_path, capsys):
     res = call(tracking_cost.main, ["--quick", "--no-progress", "--models", "HEPT", "--out", blocker], capsys)
     assert_user_error(res, "not a directory")
     assert blocker.read_text() == "x"
+
+
+# ------------------------------------------------------------------- network hooks (-o options, ONNX codes)
+
+
+def test_unknown_network_option_names_it_and_the_valid_ones():
+    from weaver.utils.data.config import DataConfig
+
+    from partx.cli import UserError
+    from partx.train.tracking import UnknownTrackingOption, tracking_network
+
+    dc = DataConfig.load(str(REPO / "data/TrackML/TrackML_3k.yaml"), load_observers=False, load_reweight_info=False)
+    get_model, get_loss, get_train_fn, get_evaluate_fn = tracking_network("mamba_b")
+    for hook in (get_model, get_loss, get_train_fn, get_evaluate_fn):
+        with pytest.raises(UnknownTrackingOption) as err:
+            hook(dc, nosuch=1)
+        msg = str(err.value)
+        assert isinstance(err.value, ValueError) and isinstance(err.value, UserError)
+        assert "\n" not in msg and "'nosuch'" in msg and "ordering" in msg and "loss_variant" in msg
+        assert "for_inference" not in msg  # weaver's own keys are accepted, not advertised
+    # weaver adds these itself (--export-onnx, --use-amp, --compile): accepted
+    model, info = get_model(dc, for_inference=True, use_amp=True, compile_model=False, size="S", ordering="lampa")
+    assert model.encoder.cfg.ordering == "lampa" and info["input_names"] == ["hit_points", "hit_features", "hit_mask"]
+
+
+def test_weaver_run_prints_user_error_as_one_line():
+    import subprocess
+
+    code = ("import sys; from partx.weaver_run import _excepthook; sys.excepthook = _excepthook(sys.excepthook); "
+            "from partx.train.tracking import UnknownTrackingOption; raise UnknownTrackingOption('unknown option x')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == "ERROR: unknown option x"
+
+
+def test_combine_codes_plus_equals_bitwise_or():
+    from partx.nn.lsh import combine_codes
+
+    g = torch.Generator().manual_seed(0)
+    low, high = torch.randint(0, 37, (2, 3, 50), generator=g), torch.randint(0, 20, (2, 3, 50), generator=g)
+    mask = torch.ones(2, 50, dtype=torch.bool)
+    bits = torch.ceil(torch.log2(low.amax(-1, keepdim=True).double() + 1)).long()
+    assert torch.equal(combine_codes(low, high, mask), (high << bits) | low)
