@@ -87,7 +87,9 @@ def test_train_and_evaluate_through_weaver_hooks(tmp_path):
 
 def test_unknown_model_option_raises():
     get_model = tracking_network("hept")[0]
-    with pytest.raises(TypeError):
+    from partx.train.tracking import UnknownTrackingOption
+
+    with pytest.raises(UnknownTrackingOption, match="'not_an_option'.*valid: .*block_size"):  # a ValueError
         get_model(fake_config(), not_an_option=1)
 
 
