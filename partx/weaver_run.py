@@ -1,6 +1,6 @@
 """The weaver process as partx runs it: ``python -m partx.weaver_run [weaver-core train args]``.
 
-This is ``weaver.train`` (weaver-core 0.5.3) with three additions installed first, in this process only:
+This is ``weaver.train`` (weaver-core 0.5.3) with these additions installed first, in this process only:
 
 * **Atomic checkpoints.** weaver writes ``net_epoch-N_state.pt`` / ``_optimizer.pt`` with plain
   ``torch.save`` and copies the best epoch with ``shutil.copy2``; an interrupt in the middle leaves a
