@@ -14,13 +14,7 @@ from partx.models.tracking.ordering import LSHOrdering, lampa_order, stored_orde
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hept_small" / "hept_small.npz"
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids thread-sync overhead on the shared 2-core machines."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 PARAMS = {

@@ -10,12 +10,7 @@ import torch
 from partx.train.tracking import tracking_network
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 L = 64  # padded length (the data files pad every event to a fixed length)
