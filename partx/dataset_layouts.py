@@ -94,4 +94,20 @@ TRACKML = DatasetLayout(
     find_data="partx.readers.trackml.datasets:launcher_data_dir",
 )
 
-LAYOUTS = {layout.family: layout for layout in (JETCLASS, TRACKML)}
+#: Pileup (HEPT's pileup task, docs/pileup_models.md): processed events from partx.readers.pileup (the
+#: contract of the pileup reader: several events per file, one row per event, HEPT's per-particle arrays).
+#: One data config ("processed"); HEPT's pileup config trains with Adam at lr 1e-3. The epoch is counted in
+#: events. Predictions are per-particle probabilities (jagged): parquet.
+PILEUP = DatasetLayout(
+    name="Pileup", family="pileup", datadir_var="DATADIR_Pileup", default_datadir="./datasets/Pileup",
+    sample="processed", train="train", val="val", test="test",
+    data_config="data/Pileup/Pileup_{features}.yaml", features=("processed",), default_features="processed",
+    features_name="Pileup set",
+    generate_hint="python -m partx.datagen pileup --out $DATADIR_Pileup/raw --events 20 (preprocessed on first use)",
+    epochs=100, samples_per_epoch=800, samples_per_epoch_val=100, optimizer="adam",
+    dataopts="--num-workers 1 --fetch-by-files --fetch-step 1",
+    predict_output="pred.parquet",
+    find_data="partx.readers.pileup.datasets:launcher_data_dir",
+)
+
+LAYOUTS = {layout.family: layout for layout in (JETCLASS, TRACKML, PILEUP)}

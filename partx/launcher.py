@@ -141,6 +141,10 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
         network = entry.network_path
     except registry.RegistryError as err:
         raise LaunchError(str(err)) from None
+    # FEATURES may be left out before weaver options (``./train_Pileup.sh MambaB --num-epochs 2``): no
+    # feature set starts with "-"
+    if len(argv) > 1 and argv[1].startswith("-"):
+        argv = [argv[0], layout.default_features, *argv[1:]]
     features = argv[1] if len(argv) > 1 else layout.default_features
     aliases = dict(layout.aliases)
     if features not in layout.features and features not in aliases:
@@ -160,8 +164,12 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
     datadir = env.get(layout.datadir_var) or layout.default_datadir
     if layout.find_data:  # data made or converted on demand (TrackML: the generated default)
         module, func = layout.find_data.split(":")
-        datadir = str(getattr(importlib.import_module(module), func)(datadir, features, layout.default_datadir,
-                                                                    knobs.dry_run))
+        try:
+            find = getattr(importlib.import_module(module), func)
+        except (ImportError, AttributeError) as err:  # a dataset whose reader is not installed / not merged yet
+            raise LaunchError(f"{layout.name} data reader {layout.find_data} is not available ({type(err).__name__}: "
+                              f"{err}); this partx has no {layout.name} reader yet") from None
+        datadir = str(find(datadir, features, layout.default_datadir, knobs.dry_run))
     made_later = bool(layout.find_data) and knobs.dry_run and not Path(datadir).is_dir()  # shown, not made
     if not Path(datadir).is_dir() and not made_later:
         raise LaunchError(f"{layout.name} data directory {datadir} does not exist. {_get_data_hint(layout)}")

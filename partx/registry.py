@@ -1,7 +1,11 @@
 """The model registry: every trainable model name, its weaver network file and its defaults.
 
-One entry per name that ``train_*.sh``, ``analysis/benchmark.py``, ``analysis/profile_model.py`` and
-the studies accept; README's model table is checked against it (tests/test_registry.py).
+One entry per (dataset family, name) that ``train_*.sh``, ``analysis/benchmark.py``,
+``analysis/profile_model.py`` and the studies accept; README's model table is checked against it
+(tests/test_registry.py). A name is unique within a dataset family: the tracking encoders are registered
+for TrackML and, under the same names with their own network files, for pileup (``./train_Pileup.sh
+MambaB``); ``get(name, dataset)`` picks one, ``get(name)`` the name's first registration (its primary
+family, what the family-less tools -- benchmark, attention maps -- mean by the name).
 
 A name maps to a network file in ``networks/`` (what weaver loads with ``--network-config``) plus
 ``options``: ``-o key value`` overrides given to that file's ``get_model`` on top of its own
@@ -103,20 +107,41 @@ _ENTRIES = (
                dataset="trackml", **_TRACK),
     ModelEntry("MambaB", "example_MambaB.py", "Mamba-b: OR & AND E2LSH hit orders before Mamba blocks",
                dataset="trackml", **_TRACK),
+    # pileup (per-particle LV logit, focal loss; the paper's pileup sizes, -o size S|M|L for the tracking ones):
+    # HEPT's pileup config trains with Adam, lr 1e-3, batch size 1; partx batches a few events.
+    ModelEntry("HEPT", "example_HEPTPileup.py", "HEPT encoder + pid embedding, one LV logit per particle",
+               dataset="pileup", **_TRACK),
+    ModelEntry("Mamba", "example_MambaPileup.py", "bidirectional Mamba in stored order, one LV logit per particle",
+               dataset="pileup", **_TRACK),
+    ModelEntry("MambaA", "example_MambaAPileup.py", "Mamba-a (24 x 8), one LV logit per particle",
+               dataset="pileup", **_TRACK),
+    ModelEntry("MambaB", "example_MambaBPileup.py", "Mamba-b (48 x 8), one LV logit per particle",
+               dataset="pileup", **_TRACK),
 )
 
-MODELS: Mapping[str, ModelEntry] = MappingProxyType({e.name: e for e in _ENTRIES})
+#: every registered (dataset, name), in registry order
+ENTRIES: tuple[ModelEntry, ...] = _ENTRIES
+_BY_KEY = {(e.dataset, e.name): e for e in _ENTRIES}
+if len(_BY_KEY) != len(_ENTRIES):  # pragma: no cover - a registry edit error, caught at import
+    raise RuntimeError("partx.registry: a (dataset, name) pair is registered twice")
+
+#: name -> its first registration (see the module doc); ``ENTRIES`` / ``get(name, dataset)`` for the others
+_FIRST: dict[str, ModelEntry] = {}
+for _e in _ENTRIES:
+    _FIRST.setdefault(_e.name, _e)
+MODELS: Mapping[str, ModelEntry] = MappingProxyType(_FIRST)
 
 
 def names(dataset: str | None = None) -> list[str]:
-    """Registered names, in registry order; only those of ``dataset`` if given."""
-    return [n for n, e in MODELS.items() if dataset is None or e.dataset == dataset]
+    """Registered names, in registry order, each once; only those of ``dataset`` if given."""
+    return list(dict.fromkeys(e.name for e in _ENTRIES if dataset is None or e.dataset == dataset))
 
 
 def get(name: str, dataset: str | None = None) -> ModelEntry:
-    """The entry for ``name``; RegistryError naming the choices if unknown (or of another dataset)."""
-    entry = MODELS.get(name)
-    if entry is None or (dataset is not None and entry.dataset != dataset):
+    """The entry for ``name`` in ``dataset`` (or the name's first registration when ``dataset`` is None);
+    RegistryError naming the choices if unknown (or not registered for that dataset)."""
+    entry = MODELS.get(name) if dataset is None else _BY_KEY.get((dataset, name))
+    if entry is None:
         raise RegistryError(f"invalid model {name!r}: choose one of {' '.join(names(dataset))}")
     return entry
 
@@ -138,7 +163,7 @@ def find_by_network(path: str | os.PathLike) -> ModelEntry | None:
         base = networks_dir()
     except RegistryError:
         return None
-    for entry in MODELS.values():
+    for entry in _ENTRIES:
         if not entry.options and (base / entry.network).resolve() == target:
             return entry
     return None

@@ -47,3 +47,20 @@ def binary_focal_loss(logits: torch.Tensor, target: torch.Tensor, mask: torch.Te
     weight = (1.0 - p_t).pow(gamma) if gamma != 0 else torch.ones_like(ce)
     alpha_t = alpha * y + (1.0 - alpha) * (1.0 - y) if alpha_mode == "lin" else torch.full_like(ce, alpha)
     return (alpha_t * weight * ce).mean()
+
+
+class FocalLoss(torch.nn.Module):
+    """``binary_focal_loss`` as a module (what the pileup network file hands weaver as ``loss_func``):
+    ``loss(logits (B, N), target (B, N), mask (B, N) bool) -> scalar``."""
+
+    def __init__(self, gamma: float = 2.0, alpha: float = 0.25, alpha_mode: str = "lin"):
+        super().__init__()
+        if alpha_mode not in ALPHA_MODES:
+            raise ValueError(f"alpha_mode must be one of {ALPHA_MODES}, not {alpha_mode!r}")
+        self.gamma, self.alpha, self.alpha_mode = float(gamma), float(alpha), alpha_mode
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return binary_focal_loss(logits, target, mask, self.gamma, self.alpha, self.alpha_mode)
+
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, alpha={self.alpha}, alpha_mode={self.alpha_mode}"

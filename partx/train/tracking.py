@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +32,10 @@ import numpy as np
 import torch
 import tqdm
 
-from partx.cli import UserError
-from partx.losses.finite import NonFiniteLossError
 from partx.losses.infonce import add_random_pairs, batched_info_nce, hept_point_pairs, knn_point_pairs
 from partx.metrics.tracking import build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score
+from partx.train.common import WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, predict_path, train_epoch, weaver_outputs
+from partx.train.common import check_options as common_check_options
 
 try:  # log through weaver's logger when weaver runs us (its handlers print to the console and the log file)
     from weaver.utils.logger import _logger
@@ -67,18 +66,16 @@ class TrackingInputs:
 def unpack(X: dict, io: TrackingInputs, dev) -> dict:
     """weaver batch -> dict of batch-first tensors cropped to the longest event: x (B, N, C),
     coords (B, N, D), mask (B, N) bool, particle_id / pt / reconstructable (B, N) (+ eta, weight if present)."""
-    mask = X[io.mask][:, 0] > 0
-    n = max(int(mask.sum(1).max()), 1)
-    crop = lambda t: t[..., :n].transpose(1, 2).to(dev)  # noqa: E731
-    truth = X[io.truth][..., :n]
-    out = dict(x=crop(X[io.features]), coords=crop(X[io.points]), mask=mask[:, :n].to(dev))
-    out["particle_id"] = truth[:, io.particle_id].round().long().to(dev)
-    out["pt"] = truth[:, io.pt].to(dev)
-    out["reconstructable"] = truth[:, io.reconstructable].to(dev)
+    mask, t = crop_inputs(X, io.mask, (io.features, io.points, io.truth), dev)
+    out = dict(x=t[io.features], coords=t[io.points], mask=mask)
+    truth = t[io.truth]
+    out["particle_id"] = truth[..., io.particle_id].round().long()
+    out["pt"] = truth[..., io.pt]
+    out["reconstructable"] = truth[..., io.reconstructable]
     if io.particle_eta is not None:
-        out["particle_eta"] = truth[:, io.particle_eta].to(dev)
+        out["particle_eta"] = truth[..., io.particle_eta]
     if io.weight is not None:
-        out["weight"] = truth[:, io.weight].to(dev)
+        out["weight"] = truth[..., io.weight]
     return out
 
 
@@ -111,44 +108,12 @@ def make_train_fn(io: TrackingInputs | None = None, variant: str = "hept_radius"
     io = io or TrackingInputs()
 
     def train(model, loss_func, opt, scheduler, train_loader, dev, epoch, steps_per_epoch=None, grad_scaler=None, tb_helper=None, extra_args=None):
-        model.train()
-        clip = getattr(opt, "_clip_grad_norm", float("inf"))
-        total, n_batches, n_events, start = 0.0, 0, 0, time.time()
-        with tqdm.tqdm(train_loader) as tq:
-            for X, _, _ in tq:
-                batch = unpack(X, io, dev)
-                opt.zero_grad()
-                loss, _ = _loss(model, batch, variant, True, loss_kw)
-                if not bool(torch.isfinite(loss.detach())):
-                    raise NonFiniteLossError(
-                        f"the training InfoNCE loss became {loss.item()} at step {n_batches + 1} of epoch {epoch}: "
-                        "stopped before it reached the weights. Check the inputs (python -m partx.preflight "
-                        "--mode full ... finds NaN/inf), or lower the learning rate / disable --use-amp")
-                if grad_scaler is None:
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip)
-                    opt.step()
-                else:
-                    grad_scaler.scale(loss).backward()
-                    grad_scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip)
-                    grad_scaler.step(opt)
-                    grad_scaler.update()
-                if scheduler and getattr(scheduler, "_update_per_step", False):
-                    scheduler.step()
-                total += loss.item()
-                n_batches += 1
-                n_events += batch["mask"].shape[0]
-                tq.set_postfix({"Loss": f"{loss.item():.5f}", "AvgLoss": f"{total / n_batches:.5f}"})
-                if tb_helper:
-                    tb_helper.global_step += 1
-                    tb_helper.write_scalars([("Loss/train", loss.item(), tb_helper.global_step)])
-                if steps_per_epoch is not None and n_batches >= steps_per_epoch:
-                    break
-        _logger.info("Train: %d events in %.1f s, AvgLoss %.5f", n_events, time.time() - start, total / max(n_batches, 1))
-        if scheduler and not getattr(scheduler, "_update_per_step", False):
-            scheduler.step()
-        return total / max(n_batches, 1)
+        def step(X):
+            batch = unpack(X, io, dev)
+            return _loss(model, batch, variant, True, loss_kw)[0], batch["mask"].shape[0]
+
+        return train_epoch(model, opt, scheduler, train_loader, dev, epoch, step, "InfoNCE", steps_per_epoch,
+                           grad_scaler, tb_helper)
 
     return train
 
@@ -209,13 +174,7 @@ def efficiency_plots(curves: dict, stem: Path) -> list[Path]:
     return paths
 
 
-def _predict_path(args) -> str | None:
-    """Where weaver writes the predictions (weaver/train.py: a bare file name goes to
-    ``<model_prefix dir>/predict_output/``); the metrics JSON and plots go beside it."""
-    out = getattr(args, "predict_output", None) if args is not None else None
-    if out and not Path(out).parent.name and getattr(args, "model_prefix", None):
-        out = str(Path(args.model_prefix).parent / "predict_output" / out)
-    return out
+_predict_path = predict_path  # the old private name
 
 
 def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radius", dbscan_eps: float = 0.1, **loss_kw):
@@ -255,16 +214,8 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
             path = atomic_write(f"{stem}.metrics.json", json.dumps(metrics, indent=2) + "\n")
             print(f"tracking metrics: {path}")
             efficiency_plots(curves, stem)
-        import awkward as ak
-
-        scores = ak.Array([ev["emb"] for ev in events])
-        labels = {"particle_id": ak.Array([ev["particle_id"] for ev in events])}
-        # weaver's ROOT writer (save_root) looks up the config's label; parquet (the TrackML default,
-        # partx.dataset_layouts) keeps the (n_hits, E) embeddings of each event as they are
-        config = getattr(getattr(test_loader, "dataset", None), "config", None)
-        for name in getattr(config, "label_names", ()):
-            labels.setdefault(name, labels["particle_id"])
-        obs = {k: np.concatenate(v) for k, v in observers.items()}
+        scores, labels, obs = weaver_outputs([ev["emb"] for ev in events], {"particle_id": [ev["particle_id"] for ev in events]},
+                                             observers, test_loader)
         return main, scores, labels, obs
 
     return evaluate
@@ -272,9 +223,6 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
 
 #: ``-o`` options read by the train / evaluate functions (weaver passes every ``-o`` option to all four
 #: network-file hooks); everything else goes to ``TrackingConfig``.
-#: options weaver itself adds to ``get_model``'s keywords (``weaver/train.py`` ``model_setup``: --export-onnx,
-#: --use-amp, --compile): accepted and not used by the tracking encoders (weaver runs autocast itself)
-WEAVER_OPTIONS = ("for_inference", "use_amp", "compile_model")
 TRAIN_OPTIONS = ("loss_variant", "dbscan_eps", "random_frac", "radius", "max_neighbors", "knn_k", "tau", "sigma", "size")
 
 
@@ -303,10 +251,8 @@ class InfoNCELoss(torch.nn.Module):
         return f"variant={self.variant}"
 
 
-class UnknownTrackingOption(UserError, ValueError):
-    """A ``-o`` option no tracking hook reads, with a one-line message naming it and the valid ones. weaver
-    calls ``get_model`` in its own process: ``partx.weaver_run`` (the launcher's weaver) prints a UserError as
-    that one line and exits 2; plain ``python -m weaver.train`` shows it as a ValueError traceback."""
+class UnknownTrackingOption(UnknownNetworkOption):
+    """A ``-o`` option no tracking hook reads (one line; see ``partx.train.common.UnknownNetworkOption``)."""
 
 
 def valid_options() -> tuple[str, ...]:
@@ -321,13 +267,7 @@ def valid_options() -> tuple[str, ...]:
 
 def check_options(kwargs: dict) -> dict:
     """``kwargs`` unchanged, or UnknownTrackingOption naming the unknown keys and the valid ones."""
-    valid = valid_options()
-    unknown = [k for k in kwargs if k not in valid]
-    valid = [k for k in valid if k not in WEAVER_OPTIONS]  # the message lists what a user may set
-    if unknown:
-        raise UnknownTrackingOption(
-            f"unknown tracking network option(s) {', '.join(map(repr, unknown))} (-o); valid: {', '.join(sorted(valid))}")
-    return kwargs
+    return common_check_options(kwargs, valid_options(), "tracking", UnknownTrackingOption)
 
 
 def _split(kwargs: dict) -> tuple[dict, dict]:
