@@ -100,7 +100,7 @@ TRACKML = DatasetLayout(
 #: events. Predictions are per-particle probabilities (jagged): parquet.
 PILEUP = DatasetLayout(
     name="Pileup", family="pileup", datadir_var="DATADIR_Pileup", default_datadir="./datasets/Pileup",
-    sample="processed", train="train", val="val", test="test",
+    sample="{features}", train="train", val="val", test="test",  # {DATADIR_Pileup}/processed/{split}
     data_config="data/Pileup/Pileup_{features}.yaml", features=("processed",), default_features="processed",
     features_name="Pileup set",
     generate_hint="python -m partx.datagen pileup --out $DATADIR_Pileup/raw --events 20 (preprocessed on first use)",

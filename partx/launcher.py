@@ -167,9 +167,14 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
         try:
             find = getattr(importlib.import_module(module), func)
         except (ImportError, AttributeError) as err:  # a dataset whose reader is not installed / not merged yet
-            raise LaunchError(f"{layout.name} data reader {layout.find_data} is not available ({type(err).__name__}: "
-                              f"{err}); this partx has no {layout.name} reader yet") from None
-        datadir = str(find(datadir, features, layout.default_datadir, knobs.dry_run))
+            # processed files already in place need no reader (weaver reads them); anything else does
+            if not glob.glob(layout.split_glob(datadir, layout.test)):
+                raise LaunchError(f"{layout.name} data reader {layout.find_data} is not available ({type(err).__name__}: "
+                                  f"{err}), and {layout.split_dir(datadir, layout.test)} holds no processed files: "
+                                  f"this partx cannot make {layout.name} data yet") from None
+            find = None
+        if find is not None:
+            datadir = str(find(datadir, features, layout.default_datadir, knobs.dry_run))
     made_later = bool(layout.find_data) and knobs.dry_run and not Path(datadir).is_dir()  # shown, not made
     if not Path(datadir).is_dir() and not made_later:
         raise LaunchError(f"{layout.name} data directory {datadir} does not exist. {_get_data_hint(layout)}")
