@@ -40,7 +40,7 @@ def test_readme_model_table_matches_registry():
 
 
 def test_every_entry_has_its_network_file_and_literal_options():
-    for entry in registry.MODELS.values():
+    for entry in registry.ENTRIES:
         assert entry.network_path.is_file(), entry.name
         assert entry.dataset in registry.DATASET_FAMILIES and entry.batch_size > 0 and entry.lr > 0
         args = entry.weaver_options()
@@ -60,6 +60,18 @@ def test_unknown_name_and_missing_networks_dir(monkeypatch, tmp_path):
         registry.get("ParT").network_path
     monkeypatch.setenv("PARTX_NETWORKS", str(REPO / "networks"))
     assert registry.get("PFN").network_path == REPO / "networks" / "example_PFN.py"
+
+
+def test_names_are_unique_per_dataset_family():
+    """The tracking encoders are registered for TrackML and pileup under the same names."""
+    assert registry.names("pileup") == ["HEPT", "Mamba", "MambaA", "MambaB"]
+    assert registry.get("MambaB", "pileup").network == "example_MambaBPileup.py"
+    assert registry.get("MambaB", "trackml").network == "example_MambaB.py" == registry.get("MambaB").network
+    keys = [(e.dataset, e.name) for e in registry.ENTRIES]
+    assert len(keys) == len(set(keys)) and len(registry.names()) == len(set(registry.names()))
+    assert registry.find_by_network(REPO / "networks/example_MambaBPileup.py").dataset == "pileup"
+    with pytest.raises(registry.RegistryError, match="choose one of HEPT Mamba MambaA MambaB$"):
+        registry.get("ParT", "pileup")
 
 
 def test_needs_max_len_is_declared_and_found_by_path():
