@@ -43,6 +43,7 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--particles", type=csv_list, default=["10000"], help="comma-separated multiplicities (default 10000)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--time-budget", type=float, default=5.0)
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (slow on CPU for Mamba)")
     p.add_argument("--out", default=None, help="JSON file (written atomically)")
     args = p.parse_args(argv)
     bad = [m for m in args.models if m not in MODELS]
@@ -61,7 +62,7 @@ def _main(argv: list[str] | None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = CostConfig(models=list(args.models), sizes=["S"], hits=sizes, threads=args.threads, time_budget=args.time_budget,
-                     measure_memory=True, max_seconds=120.0)
+                     measure_memory=not args.no_memory, max_seconds=120.0)
     rows = []
     for n in sizes:
         inputs = random_event(n)
