@@ -236,3 +236,25 @@ def test_bad_inputs(tmp_path, capsys):
         evs[0]["PID"][i] = 111
     assert_user_error(run(_edit(tmp_path, "pid", unknown)), "raw.root", "event 0", "PID 111")
     assert not (tmp_path / "out" / "processed" / "train").exists()  # nothing half-written
+
+
+# ------------------------------------------------------------------------------------ HEPT's processed zip
+def test_convert_hept_zip(tmp_path, capsys):
+    """A genuine PyG 2.5.3 pickle made by HEPT's Pileup code (MAKE.md) converts to HEPT's split and rows."""
+    ref = np.load(FIX / "hept_processed_expected.npz")
+    res = call(_reader, ["convert-hept", FIX / "pileup-10k-processed.zip", "--out", tmp_path, "--no-progress"], capsys)
+    assert res.returncode == 0, res.stderr
+    off = ref["slices"]
+    for theirs, ours in (("train", "train"), ("valid", "val"), ("test", "test")):
+        rows = read_events(tmp_path / "processed" / ours / "pileup_00000.root")
+        assert rows["event_id"].tolist() == ref[theirs].tolist()
+        for r, i in zip(rows, ref[theirs]):
+            sl = slice(off[i], off[i + 1])
+            x = np.stack([ak.to_numpy(r[f"part_{k}"]) for k in FEATURES], 1)
+            np.testing.assert_array_equal(x, ref["x"][sl])  # HEPT's stored order is kept
+            np.testing.assert_array_equal(ak.to_numpy(r["part_is_lv"]), ref["y"][sl])
+            np.testing.assert_array_equal(ak.to_numpy(r["part_is_scored"]), ref["is_neu"][sl])
+            np.testing.assert_array_equal(ak.to_numpy(r["part_charge"]) != 0, x[:, 7] == 0)
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    assert_user_error(call(_reader, ["convert-hept", tmp_path / "bad.zip", "--out", tmp_path / "o"], capsys),
+                      "bad.zip", "not a readable zip")

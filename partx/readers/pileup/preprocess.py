@@ -11,7 +11,6 @@ leaves the previous result untouched. Memory holds one chunk of raw events plus 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -19,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from partx.atomic import atomic_dir, atomic_write
+from partx.atomic import atomic_write
 from partx.readers.pileup import delphes
 from partx.readers.pileup.event import process_event
-from partx.readers.pileup.rootio import write_events
+from partx.readers.pileup.rootio import SplitWriter
 from partx.readers.pileup.split import SPLITS, assign, train_files
 
 EVENTS_PER_FILE = 100
@@ -83,35 +82,21 @@ def preprocess(raw: Sequence[str | os.PathLike], out: str | os.PathLike, *, seed
 
     bar = tqdm(total=n_all, desc="pileup preprocess", unit="event", disable=not progress)
     n_part, n_scored = [], []
-    written = {s: 0 for s in SPLITS}
-    with contextlib.ExitStack() as stack:
-        dirs = {s: stack.enter_context(atomic_dir(processed / s)) for s in SPLITS}
-        buf: dict[str, list] = {s: [] for s in SPLITS}
-
-        def flush(s: str) -> None:
-            if buf[s]:
-                write_events(dirs[s] / f"pileup_{written[s]:05d}.root", buf[s])
-                written[s] += 1
-                buf[s] = []
-
-        g = 0
-        try:
+    try:
+        with SplitWriter(processed, SPLITS, events_per_file) as w:
+            g = 0
             for f in order:
                 for start, chunk in delphes.iterate(f):
                     for i in range(len(chunk["PT"])):
                         row = process_event(delphes.event_arrays(chunk, i), g, seed, f"{f}, event {start + i}")
-                        s = SPLITS[which[g]]
-                        buf[s].append(row)
+                        w.add(SPLITS[which[g]], row)
                         n_part.append(int(row["n_particles"]))
                         n_scored.append(int(row["part_is_scored"].sum()))
-                        if len(buf[s]) == events_per_file:
-                            flush(s)
                         g += 1
                         bar.update()
-            for s in SPLITS:
-                flush(s)
-        finally:
-            bar.close()
+    finally:
+        bar.close()
+    written = w.files
     rec = {"seed": seed, "events_per_file": events_per_file, "raw": [str(f) for f in order],
            "events": counts, "files": written,
            "particles_per_event": {"mean": float(np.mean(n_part)), "max": int(np.max(n_part))},
