@@ -258,3 +258,45 @@ def test_convert_hept_zip(tmp_path, capsys):
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     assert_user_error(call(_reader, ["convert-hept", tmp_path / "bad.zip", "--out", tmp_path / "o"], capsys),
                       "bad.zip", "not a readable zip")
+
+
+# ------------------------------------------------------------------------------------ launcher hook
+def test_launcher_data_dir(tmp_path, monkeypatch, capsys):
+    from partx.readers.pileup import datasets
+
+    monkeypatch.delenv("DATADIR_Pileup", raising=False)
+    monkeypatch.setenv("PARTX_PILEUP_DEFAULT_DIR", str(tmp_path / "gen"))
+    empty = tmp_path / "Pileup"
+    # untouched default without data: the generated default is named (dry run: nothing made)
+    assert datasets.launcher_data_dir(str(empty), "kin", str(empty), dry_run=True) == tmp_path / "gen"
+    assert "generated default" in capsys.readouterr().err and not (tmp_path / "gen").exists()
+    # another folder without data: one-line error
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(datasets.UserError, match="no pileup data"):
+        datasets.launcher_data_dir(str(other), "kin", str(empty))
+    # HEPT's extracted data.pt: converted on first use, then used as is
+    hept = tmp_path / "hept"
+    import zipfile
+
+    with zipfile.ZipFile(FIX / "pileup-10k-processed.zip") as z:
+        z.extractall(hept / "processed")
+    assert datasets.launcher_data_dir(str(hept), "kin", str(empty)) == hept
+    assert sorted(p.name for p in (hept / "processed" / "val").glob("*.root")) == ["pileup_00000.root"]
+    assert (hept / "processed" / datasets.HEPT_DONE).exists()
+
+
+def test_generated_default_made_on_first_use(tmp_path, monkeypatch):
+    from partx.readers.pileup import datasets
+
+    monkeypatch.delenv("DATADIR_Pileup", raising=False)
+    monkeypatch.setenv("PARTX_PILEUP_DEFAULT_DIR", str(tmp_path / "gen"))
+    monkeypatch.setenv("PARTX_PILEUP_EVENTS", "3")
+    monkeypatch.setenv("PARTX_PILEUP_MU", "2")
+    empty = str(tmp_path / "Pileup")
+    assert datasets.launcher_data_dir(empty, "kin", empty) == tmp_path / "gen"
+    d = tmp_path / "gen" / "processed"
+    assert all(len(list((d / s).glob("*.root"))) == 1 for s in ("train", "val", "test"))
+    before = snapshot(d)
+    assert datasets.launcher_data_dir(empty, "kin", empty) == tmp_path / "gen"  # second use: nothing redone
+    assert snapshot(d) == before
