@@ -78,6 +78,31 @@ def test_generator_files_and_resume(raw, capsys):
     assert snapshot(raw) == before
 
 
+def test_interrupt_leaves_finished_files_only_and_resumes(raw, tmp_path, monkeypatch):
+    """Ctrl-C while a file is being generated: finished files stay, no partial or hidden file; a rerun
+    completes the set with the same events (they depend on (seed, event id) only)."""
+    settings = gen.Settings(seed=3, mu=float(MU), events=3, events_per_file=2)  # the module's source is reused
+    src = gen._STATE["source"]
+    real = src.event
+
+    def stop_at_2(e):
+        if e == 2:
+            raise KeyboardInterrupt
+        return real(e)
+
+    monkeypatch.setattr(src, "event", stop_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate(tmp_path, settings, progress=False, log=lambda m: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["partx_pileup.json", "pileup_part1_00000.root"]
+    monkeypatch.setattr(src, "event", real)
+    logs = []
+    stats = gen.generate(tmp_path, settings, progress=False, log=logs.append)
+    assert [st.event_id for st in stats] == [1, 2] and "resuming: 1 of 2 files" in logs[0]
+    for a, b in zip(_read_raw(tmp_path / "pileup_part2_00000.root"), _read_raw(raw / "pileup_part2_00000.root")):
+        for k in delphes.FIELDS:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
 def test_events_deterministic_and_labels_exact(raw):
     """Event k depends on (seed, k) only; hard-scatter candidates (IsPU 0) are exactly those of the same
     event generated without pileup; every other candidate is IsPU 1."""
