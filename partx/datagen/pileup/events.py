@@ -90,7 +90,7 @@ def pf_candidates(f: dict[str, np.ndarray], rng: np.random.Generator) -> dict[st
         "IsPU": np.concatenate([f["coll"][c] != 0, f["coll"][n] != 0]),
         "Z": np.concatenate([f["vz"][c], f["vz"][n]]),
     }
-    return {k: np.asarray(v).astype(dt) for k, v in out.items() for dt in [PF_DTYPES[k]]}
+    return {k: np.asarray(v).astype(PF_DTYPES[k]) for k, v in out.items()}
 
 
 class PileupSource(EventSource):
