@@ -325,3 +325,39 @@ def test_generated_default_made_on_first_use(tmp_path, monkeypatch):
     before = snapshot(d)
     assert datasets.launcher_data_dir(empty, "kin", empty) == tmp_path / "gen"  # second use: nothing redone
     assert snapshot(d) == before
+
+
+def test_get_datasets_pileup_downloads_and_converts(tmp_path, monkeypatch):
+    """``get_datasets.py Pileup`` (its mirror pointed at a local server holding the fixture zip): download,
+    extract into processed/, convert into processed/{train,val,test}, record DATADIR_Pileup."""
+    import functools
+    import shutil
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import get_datasets
+
+    served = tmp_path / "www"
+    served.mkdir()
+    shutil.copyfile(FIX / "pileup-10k-processed.zip", served / "pileup-10k-processed.zip")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    monkeypatch.delenv("PARTX_DATASET_MIRROR", raising=False)
+    try:
+        rc = get_datasets.main(["Pileup", "-d", str(tmp_path / "d"), "-e", str(tmp_path / "env.sh"), "--no-progress",
+                                "--mirror", f"http://127.0.0.1:{httpd.server_address[1]}"])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert rc == 0
+    ds = tmp_path / "d" / "Pileup"
+    assert (ds / "processed" / "data.pt").is_file()
+    for s, ids in (("train", [0]), ("val", [1]), ("test", [2])):
+        assert read_events(ds / "processed" / s / "pileup_00000.root")["event_id"].tolist() == ids
+    assert "DATADIR_Pileup=" in (tmp_path / "env.sh").read_text()
