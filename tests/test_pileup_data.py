@@ -317,7 +317,7 @@ def test_generated_default_made_on_first_use(tmp_path, monkeypatch):
     monkeypatch.delenv("DATADIR_Pileup", raising=False)
     monkeypatch.setenv("PARTX_PILEUP_DEFAULT_DIR", str(tmp_path / "gen"))
     monkeypatch.setenv("PARTX_PILEUP_EVENTS", "3")
-    monkeypatch.setenv("PARTX_PILEUP_MU", "2")
+    monkeypatch.setenv("PARTX_PILEUP_MU", "0")  # no minimum-bias Pythia to set up: a faster child process
     empty = str(tmp_path / "Pileup")
     assert datasets.launcher_data_dir(empty, "kin", empty) == tmp_path / "gen"
     d = tmp_path / "gen" / "processed"
