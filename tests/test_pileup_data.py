@@ -260,6 +260,7 @@ def test_bad_inputs(tmp_path, capsys):
         i = int(np.flatnonzero(evs[0]["Charge"] == 0)[3])
         evs[0]["PID"][i] = 111
     assert_user_error(run(_edit(tmp_path, "pid", unknown)), "raw.root", "event 0", "PID 111")
+    assert_user_error(run(write_delphes(tmp_path / "none" / "raw.root", [], [])), "no events")
     assert not (tmp_path / "out" / "processed" / "train").exists()  # nothing half-written
 
 

@@ -66,6 +66,8 @@ def preprocess(raw: Sequence[str | os.PathLike], out: str | os.PathLike, *, seed
     """
     files = find_raw(raw)
     sizes = {f: delphes.num_entries(f) for f in files}  # every file opens and has every member, first
+    if not sum(sizes.values()):
+        raise delphes.RawFileError(f"{', '.join(map(str, files))}: no events (the Delphes tree is empty)")
     first = train_files(files)
     order = first + [f for f in sorted(files, key=lambda p: p.name) if f not in first]
     n_train = sum(sizes[f] for f in first)
