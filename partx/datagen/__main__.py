@@ -1,4 +1,4 @@
-"""Command line: ``python -m partx.datagen {jetclass,validate,trackml,trackml-summary} ...``.
+"""Command line: ``python -m partx.datagen {jetclass,validate,trackml,trackml-summary,pileup} ...``.
 
   python -m partx.datagen jetclass --out DIR [--jets-per-class N | --preset tiny|small] [--workers W]
          [--seed S] [--fast] [--no-detector] [--splits train,val,test] [--classes HToBB,TTBar,...]
@@ -6,6 +6,7 @@
   python -m partx.datagen trackml --out DIR --events N [--pileup MU] [--seed S] [--workers W] [--detectors FILE]
          [--noise-fraction F] [--first-event K]
   python -m partx.datagen trackml-summary DIR [--plot PATH.png]
+  python -m partx.datagen pileup --out DIR --events N [--mu 200] [--seed S] [--workers W] [--events-per-file K]
 
 Each sub-command is one entry of ``COMMANDS`` below (name -> parser builder); a new dataset's generator
 (TrackML, pileup) adds its entry there. This file stays import-light: Pythia / fastjet load only when
@@ -121,9 +122,15 @@ def _add_trackml_summary(sub) -> None:
     add_summary(sub)
 
 
+def _add_pileup(sub) -> None:
+    from partx.datagen.pileup.cli import add_pileup
+
+    add_pileup(sub)
+
+
 #: sub-command name -> function adding its parser (and ``func``) to the sub-parsers
 COMMANDS = {"jetclass": _add_jetclass, "validate": _add_validate, "trackml": _add_trackml,
-            "trackml-summary": _add_trackml_summary}
+            "trackml-summary": _add_trackml_summary, "pileup": _add_pileup}
 
 
 def build_parser() -> ArgumentParser:

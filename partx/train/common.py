@@ -31,6 +31,17 @@ except ImportError:  # pragma: no cover - weaver is a dependency, this only guar
 WEAVER_OPTIONS = ("for_inference", "use_amp", "compile_model")
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (model initialisation, random pairs) for ``-o seed``."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def crop_inputs(X: dict, mask: str, names: tuple[str, ...] | list[str], dev) -> tuple[torch.Tensor, dict]:
     """(mask (B, N) bool, {name: (B, N, C)}) on ``dev``, N = the longest event of the batch (real entries
     must come first in each row, as weaver's constant padding puts them)."""

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import tqdm
 
-from partx.train.common import WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, predict_path, train_epoch, weaver_outputs
+from partx.train.common import WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, predict_path, seed_everything, train_epoch, weaver_outputs
 from partx.train.common import check_options as common_check_options
 
 try:
@@ -175,7 +175,7 @@ class PileupWeaverModel(torch.nn.Module):
 
 
 #: ``-o`` options read by the hooks themselves; everything else goes to ``TrackingConfig``
-TRAIN_OPTIONS = ("size", "focal_gamma", "focal_alpha", "focal_alpha_mode", "jet_metrics", "threshold")
+TRAIN_OPTIONS = ("size", "focal_gamma", "focal_alpha", "focal_alpha_mode", "jet_metrics", "threshold", "seed")
 
 
 class UnknownPileupOption(UnknownNetworkOption):
@@ -208,6 +208,9 @@ def pileup_network(model: str, size: str | None = None, io: PileupInputs | None 
         from partx.models.pileup import pileup_config
 
         model_kw, opts = _split(dict(defaults, **kwargs))
+        if "seed" in opts:  # a repeatable initialisation (as the tracking hooks' -o seed)
+            seed_everything(int(opts["seed"]))
+            model_kw.setdefault("lsh_seed", int(opts["seed"]))
         n_feat = len(data_config.input_dicts[io.features])
         n_coords = len(data_config.input_dicts[io.coords])
         cfg = pileup_config(model, opts.get("size", size), n_features=n_feat, coords_dim=n_coords, **model_kw)
