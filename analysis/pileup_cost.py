@@ -43,6 +43,7 @@ def _main(argv: list[str] | None) -> int:
     p.add_argument("--particles", type=csv_list, default=["10000"], help="comma-separated multiplicities (default 10000)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--time-budget", type=float, default=5.0)
+    p.add_argument("--flops-only", action="store_true", help="count FLOPs only (one forward per model; no timing)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (slow on CPU for Mamba)")
     p.add_argument("--out", default=None, help="JSON file (written atomically)")
     args = p.parse_args(argv)
@@ -57,7 +58,7 @@ def _main(argv: list[str] | None) -> int:
 
     from partx.models.pileup import build_pileup_model
     from partx.models.tracking import count_parameters
-    from partx.perf.tracking_cost import CostConfig, _measure_one
+    from partx.perf.tracking_cost import CostConfig, _measure_one, count_tracking_flops
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,16 +70,27 @@ def _main(argv: list[str] | None) -> int:
         for name in args.models:
             torch.manual_seed(0)
             model = build_pileup_model(MODELS[name]).eval()
-            r = dict(model=name, N=n, params=count_parameters(model), **_measure_one(model, inputs, cfg, torch.device("cpu"), n))
+            if args.flops_only:
+                with torch.no_grad():
+                    f = count_tracking_flops(model, inputs)
+                r = dict(model=name, N=n, params=count_parameters(model), flops=f["flops"], flops_counted=f["counted"],
+                         flops_scan=f["scan"], flops_per_particle=f["flops"] / n, status="flops only")
+            else:
+                r = dict(model=name, N=n, params=count_parameters(model), **_measure_one(model, inputs, cfg, torch.device("cpu"), n))
             rows.append(r)
-            print(f"{name} N={n}: {r.get('flops', float('nan')) / 1e9:.3g} GFLOP, {r.get('latency_ms', float('nan')):.4g} ms, "
+            print(f"{name} N={n}: {r.get('flops', float('nan')) / 1e9:.4g} GFLOP, {r.get('latency_ms', float('nan')):.4g} ms, "
                   f"{r.get('peak_mem_mb', float('nan')):.0f} MB, {r['params']} params [{r['status']}]", flush=True)
     for r in rows:
         base = next((b for b in rows if b["model"] == "HEPT" and b["N"] == r["N"] and b.get("status") == "ok"), None)
-        if base and r.get("status") == "ok":
+        if base is None:
+            base = next((b for b in rows if b["model"] == "HEPT" and b["N"] == r["N"] and "flops" in b), None)
+        if base and "flops" in r:
             r["flops_vs_hept"] = base["flops"] / r["flops"]
-            r["speed_vs_hept"] = base["latency_ms"] / r["latency_ms"]
-            print(f"{r['model']} N={r['N']}: HEPT/model FLOPs {r['flops_vs_hept']:.2f}, HEPT/model latency {r['speed_vs_hept']:.2f}")
+            line = f"{r['model']} N={r['N']}: HEPT/model FLOPs {r['flops_vs_hept']:.2f}"
+            if "latency_ms" in r and "latency_ms" in base:
+                r["speed_vs_hept"] = base["latency_ms"] / r["latency_ms"]
+                line += f", HEPT/model latency {r['speed_vs_hept']:.2f}"
+            print(line)
     if args.out:
         from partx.atomic import atomic_write
 
