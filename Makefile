@@ -6,6 +6,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.partx-installed
 PYTEST_ARGS ?=
+# test processes (pytest-xdist; a test file stays on one worker, so its module fixtures are built once):
+# 2 = the CI machine's cores; TEST_WORKERS=0 runs in this process
+TEST_WORKERS ?= 2
+XDIST  := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 .PHONY: env test test-fast demo bench clean-env help
 
@@ -25,10 +29,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 test: env
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(XDIST) $(PYTEST_ARGS)
 
 test-fast: env
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 demo: env
 	PYTHON=$(PY) bash scripts/demo.sh

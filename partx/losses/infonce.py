@@ -38,10 +38,16 @@ VARIANTS = ("hept_radius", "lampa_knn")
 
 def _undirected_unique(pairs: np.ndarray, drop_self: bool = True) -> np.ndarray:
     """(2, P) int -> both directions, deduplicated (sorted by source), self-pairs dropped if asked."""
-    both = np.concatenate([pairs, pairs[::-1]], axis=1)
+    both = np.concatenate([pairs, pairs[::-1]], axis=1).astype(np.int64, copy=False)
     if drop_self:
         both = both[:, both[0] != both[1]]
-    return np.unique(both, axis=1) if both.size else both.reshape(2, 0)
+    if not both.size:
+        return both.reshape(2, 0)
+    # np.unique(both, axis=1) sorts (2, P) columns as structured records; one int64 key per pair sorts the same
+    # way (source, then destination) several times faster (P reaches millions per event)
+    n = int(both.max()) + 1
+    keys = np.unique(both[0] * n + both[1])
+    return np.stack([keys // n, keys % n])
 
 
 def radius_neighbours(pos: np.ndarray, radius: float = 1.0, max_neighbors: int = 256) -> np.ndarray:

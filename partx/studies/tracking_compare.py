@@ -67,7 +67,10 @@ class CompareConfig:
 
 def validate(cfg: CompareConfig) -> None:
     for name in cfg.models:
-        registry.get(name, "trackml")  # RegistryError (a ValueError) names the choices
+        try:
+            registry.get(name, "trackml")
+        except registry.RegistryError as err:
+            raise CompareError(str(err)) from None
     if cfg.tracking_set not in TRACKML.features:
         raise CompareError(f"invalid TrackML set {cfg.tracking_set!r}: choose {', '.join(TRACKML.features)}")
     for key in ("epochs", "samples_per_epoch", "samples_per_epoch_val", "batch_size"):
