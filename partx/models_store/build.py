@@ -101,6 +101,11 @@ def _best_epoch(log: Path) -> int | None:
     return epoch_best if best is not None else None
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (cards must not name one machine's folders)."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def _git_commit() -> str:
     try:
         head = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO, text=True).strip()
@@ -154,7 +159,8 @@ def write_checkpoint(recipe: Recipe, record: dict, datadir: Path, checkdir: Path
         weights=dict(file=weights.name, sha256=sha256sum(weights), bytes=weights.stat().st_size,
                      parameters=sum(int(v.numel()) for k, v in state.items() if not k.endswith("num_batches_tracked"))),
         data=dict(DATA, jets_per_class=dict(DATA["jets_per_class"]),
-                  command=f"python -m partx.datagen jetclass --out {datadir} --preset {DATA['preset']} --seed {DATA['seed']}"),
+                  command=f"python -m partx.datagen jetclass --out {_shown(datadir)} --preset {DATA['preset']} "
+                          f"--seed {DATA['seed']}"),
         training=dict(command=record["command"], make="make models", epochs=int(KNOBS["NUM_EPOCHS"]),
                       samples_per_epoch=int(KNOBS["SAMPLES_PER_EPOCH"]), batch_size=int(KNOBS["BATCH_SIZE"]),
                       lr=entry.lr, optimizer="ranger", weaver_seed=int(KNOBS["PARTX_SEED"]),
