@@ -161,6 +161,8 @@ def _official_models(args: argparse.Namespace) -> int:
     from partx.models_store.official import fetch
 
     names = None if not args.subsets or args.subsets == ["all"] else args.subsets
+    if args.mirror and not args.mirror.lower().startswith(("http://", "https://")):
+        raise UserError(f"{args.mirror!r} is not an http(s) URL (--mirror)")
     try:
         fetch(names, models_dir(), base_url=args.mirror, force=args.force, retries=args.retries,
               progress=not args.no_progress, connect_timeout=args.connect_timeout)

@@ -85,10 +85,16 @@ def config_from_args(args) -> BenchConfig:
     checkpoints = {}
     for item in args.checkpoint:
         if "=" not in item:
-            from partx.models_store.loader import card_for
+            from partx.models_store.card import CardError
+            from partx.models_store.loader import available, card_for
 
-            if card_for(item) is None:  # an unknown name: CardError listing the cards
-                raise BenchmarkError(f"--checkpoint must be NAME=PATH or a model card, got {item!r}")
+            try:
+                card = card_for(item)
+            except CardError:
+                card = None
+            if card is None:
+                raise BenchmarkError(f"--checkpoint must be NAME=PATH or a model card of models/ "
+                                     f"({', '.join(available()) or 'none'}), got {item!r}")
             if item not in args.models:
                 args.models.append(item)
             continue

@@ -74,7 +74,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.checkpoint is not None and (args.predictions or not args.data):
         raise UserError("--checkpoint runs a model on --data files: give --data, and no prediction files")
     if args.checkpoint is None and (args.data or not args.predictions):
-        raise UserError("give weaver prediction files, or --checkpoint models/<name> with --data files")
+        raise UserError("prediction files are required (or --checkpoint models/<name> with --data files)")
     if args.json is not None:
         writable_file(args.json, "metrics file")
     if args.plot is not None:
