@@ -157,7 +157,7 @@ def write_checkpoint(recipe: Recipe, record: dict, datadir: Path, checkdir: Path
         name=recipe.name, about=recipe.about, model=recipe.model, network=entry.network,
         options=card_options(recipe), data_config=DATA_CONFIG, features=DATA["features"],
         weights=dict(file=weights.name, sha256=sha256sum(weights), bytes=weights.stat().st_size,
-                     parameters=sum(int(v.numel()) for k, v in state.items() if not k.endswith("num_batches_tracked"))),
+                     parameters=None),
         data=dict(DATA, jets_per_class=dict(DATA["jets_per_class"]),
                   command=f"python -m partx.datagen jetclass --out {_shown(datadir)} --preset {DATA['preset']} "
                           f"--seed {DATA['seed']}"),
@@ -170,6 +170,7 @@ def write_checkpoint(recipe: Recipe, record: dict, datadir: Path, checkdir: Path
     )
     card = ModelCard(models / f"{recipe.name}.yaml", data)
     model = build(card)
+    data["weights"]["parameters"] = sum(p.numel() for p in model.parameters())  # trainable, as the README counts
     from partx.perf.harness import load_data_config
 
     dc = load_data_config(str(REPO / DATA_CONFIG))
