@@ -253,3 +253,20 @@ def test_fetch_offline_is_one_line_with_exit_1(tmp_path):
 def test_models_dir_default_is_the_repository_folder(monkeypatch):
     monkeypatch.delenv("PARTX_MODELS", raising=False)
     assert models_dir() == REPO / "models"
+
+
+def test_partx_seed_fixes_torch_numpy_and_rejects_garbage():
+    import numpy as np
+
+    from partx.cli import UserError
+    from partx.weaver_run import seed_from_env
+
+    draws = []
+    for _ in range(2):
+        assert seed_from_env({"PARTX_SEED": "5"}) == 5
+        draws.append((torch.rand(3), np.random.rand(3)))
+    torch.testing.assert_close(draws[0][0], draws[1][0])
+    np.testing.assert_array_equal(draws[0][1], draws[1][1])
+    assert seed_from_env({}) is None
+    with pytest.raises(UserError, match="PARTX_SEED must be a non-negative integer"):
+        seed_from_env({"PARTX_SEED": "one"})
