@@ -76,7 +76,7 @@ def train(recipe: Recipe, datadir: Path, runs: Path) -> dict:
     env = dict(os.environ, **KNOBS, DATADIR_JetClass=str(datadir), PYTHON=sys.executable)
     env.setdefault("OMP_NUM_THREADS", "1")
     shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in KNOBS.items()) + " " + shlex.join(cmd)
-    t0, load0 = time.time(), os.getloadavg()[0]
+    t0, load0, commit = time.time(), os.getloadavg()[0], _git_commit()  # the code that trains
     with open(run / "stdout.log", "w") as out:
         print(f"+ {shown}  (log: {run / 'stdout.log'})", flush=True)
         rc = subprocess.call(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -85,7 +85,7 @@ def train(recipe: Recipe, datadir: Path, runs: Path) -> dict:
         tail = (run / "stdout.log").read_text(errors="replace").splitlines()[-5:]
         raise UserError(f"training {recipe.name} failed (exit {rc}); see {run / 'stdout.log'}: {' | '.join(tail)}")
     record = dict(command=shown, seconds=round(seconds, 1), run=str(run), threads=env["OMP_NUM_THREADS"],
-                  load_average_at_start=round(load0, 2), best_epoch=_best_epoch(run / "train.log"))
+                  load_average_at_start=round(load0, 2), best_epoch=_best_epoch(run / "train.log"), partx_commit=commit)
     atomic_write(done, json.dumps(record, indent=1))
     return record
 
@@ -166,7 +166,7 @@ def write_checkpoint(recipe: Recipe, record: dict, datadir: Path, checkdir: Path
                       lr=entry.lr, optimizer="ranger", weaver_seed=int(KNOBS["PARTX_SEED"]),
                       best_epoch=record.get("best_epoch"), hardware=_hardware(record["threads"]),
                       load_average_at_start=record.get("load_average_at_start"), time_s=record["seconds"],
-                      partx_commit=_git_commit(), versions=_versions()),
+                      partx_commit=record.get("partx_commit") or _git_commit(), versions=_versions()),
     )
     card = ModelCard(models / f"{recipe.name}.yaml", data)
     model = build(card)
