@@ -4,6 +4,7 @@
     ./get_datasets.py [JetClass|QuarkGluon|TopLandscape|TrackML|Pileup] [-d DATA_DIR]
     ./get_datasets.py JetClass --subsets val test      # skip the 100M-jet training set
     ./get_datasets.py --list                           # files, URLs and md5 sums
+    ./get_datasets.py models                           # the official ParT / ParticleNet JetClass weights
 
 Downloads resume (re-run the same command after an interruption or Ctrl-C), every file with a
 known md5 is verified before it is used, archives are unpacked safely, and
@@ -49,7 +50,8 @@ def _seconds(text: str) -> float:
 def build_parser(registry: Mapping[str, dl.DatasetSpec]) -> argparse.ArgumentParser:
     p = ArgumentParser(prog="get_datasets.py",
                        description="Download, verify and unpack a dataset, then update env.sh.")
-    p.add_argument("dataset", nargs="?", metavar="DATASET", help="one of: " + ", ".join(registry))
+    p.add_argument("dataset", nargs="?", metavar="DATASET", help="one of: " + ", ".join(registry) + ", or 'models' (the official ParT / ParticleNet "
+                        "weights; --subsets ParT_full ... picks files)")
     p.add_argument("-d", "--basedir", "--data-dir", dest="basedir", default="./datasets",
                    help="base directory for the datasets (default: ./datasets)")
     p.add_argument("-e", "--envfile", default=str(REPO / "env.sh"),
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
         return 0
     if not args.dataset:
         raise UserError(f"{parser.prog}: name a dataset: {', '.join(registry)} (see --help)")
+    if args.dataset.lower() == "models":
+        return _official_models(args)
     trackml = dl.resolve_dataset(args.dataset, registry).name == "TrackML"
     if args.local_only and not trackml:
         raise UserError(f"{parser.prog}: --local-only applies to TrackML only")
@@ -152,6 +156,29 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
         from partx.readers.pileup.datasets import prepare_local as prepare_pileup
 
         prepare_pileup(dsdir, progress=not args.no_progress)  # HEPT's data.pt -> processed/{train,val,test}
+    return 0
+
+
+def _official_models(args: argparse.Namespace) -> int:
+    """``get_datasets.py models``: the ParT repository's checkpoints into models/official/ (partx.models_store)."""
+    from partx.models_store.loader import models_dir
+    from partx.models_store.official import fetch
+
+    names = None if not args.subsets or args.subsets == ["all"] else args.subsets
+    if args.mirror and not args.mirror.lower().startswith(("http://", "https://")):
+        raise UserError(f"{args.mirror!r} is not an http(s) URL (--mirror)")
+    try:
+        fetch(names, models_dir(), base_url=args.mirror, force=args.force, retries=args.retries,
+              progress=not args.no_progress, connect_timeout=args.connect_timeout)
+    except dl.DownloadError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): the partial download (*.part) was kept; re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    print(f"official checkpoints in {models_dir() / 'official'} (cards beside them; load with "
+          f"partx.models_store.load('official/ParT_full') or --checkpoint official/ParT_full)")
     return 0
 
 

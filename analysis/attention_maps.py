@@ -6,7 +6,10 @@ r"""Attention maps of a trained ParT: heat maps, eta-phi links, binary-attention
         --data '/data/JetClass/Pythia/test_20M/*.root' [--jets 200] [--classes QCD,Hbb,Tbqq] [--out attention_maps] \
         [-o num_layers 4 -o embed_dims '[64,256,64]' ...]
 
---network also takes a registered model name (ParT-demo: its network file and options). ``-o key value`` are the model options the checkpoint was trained with (as given to weaver). --jets is per
+    python analysis/attention_maps.py --checkpoint models/ParT_gen-small_full --data '/data/JetClass/Pythia/test_20M/*.root'
+
+--checkpoint also takes a model card of models/ (its path or name): network, options and data config come from
+the card, so --network, --data-config and -o are then not given. --network also takes a registered model name (ParT-demo: its network file and options). ``-o key value`` are the model options the checkpoint was trained with (as given to weaver). --jets is per
 class. Writes to --out (atomically: all files or none): heat maps per layer and head and class-token maps for
 example jets, eta-phi plots with the strongest links (inside / between exclusive-kT subjets), binary-attention
 statistics per layer, head and class, attention vs DeltaR and partner type, U-removed vs QK^T-removed, and
@@ -28,11 +31,14 @@ def build_parser():
     from partx.cli import ArgumentParser, csv_list, positive_int
 
     p = ArgumentParser(prog="attention_maps.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--network", required=True,
+    p.add_argument("--network", default=None,
                    help="weaver network file the checkpoint was trained with, or a registered model name "
-                        "(ParT, ParT-demo, ...: its network file and options, as train_JetClass.sh used them)")
-    p.add_argument("--data-config", required=True, help="weaver data config (YAML) of the training")
-    p.add_argument("--checkpoint", default=None, help="weaver checkpoint (net_best_epoch_state.pt); none: untrained")
+                        "(ParT, ParT-demo, ...: its network file and options, as train_JetClass.sh used them); "
+                        "required unless --checkpoint is a model card")
+    p.add_argument("--data-config", default=None, help="weaver data config (YAML) of the training (from the card "
+                                                         "with --checkpoint models/<name>)")
+    p.add_argument("--checkpoint", default=None, help="weaver checkpoint (net_best_epoch_state.pt), or a model card "
+                                                      "(models/<name> or its name); none: untrained")
     p.add_argument("--data", required=True, action="append", help="ROOT file glob (repeatable; quote it)")
     p.add_argument("--jets", type=positive_int, default=200, help="jets per class (default 200)")
     p.add_argument("--classes", type=csv_list, default=None, help="comma-separated, e.g. QCD,Hbb,Tbqq (default: all)")
@@ -64,6 +70,15 @@ def _main(argv: list[str] | None) -> int:
 
     if args.subjets != "auto" and not (args.subjets.isdigit() and int(args.subjets) >= 2):
         raise UserError(f"--subjets must be an integer >= 2 or 'auto', not {args.subjets!r}")
+    from partx.models_store.loader import cli_card, data_config_path
+
+    card = cli_card(args.checkpoint, {"--network": args.network, "--data-config": args.data_config,
+                                      "-o": args.model_option})
+    if card is None and not (args.network and args.data_config):
+        raise UserError("give --network and --data-config (with a weaver checkpoint or none), "
+                        "or --checkpoint models/<name> (a model card)")
+    if card is not None:
+        args.data_config = str(data_config_path(card))
     import torch
 
     from partx.atomic import atomic_dir
@@ -82,10 +97,16 @@ def _main(argv: list[str] | None) -> int:
     from partx import registry
 
     network, options = args.network, _options(args.model_option)
-    if network in registry.MODELS:  # the registered network file and its options; -o on top, as the launcher does
+    if card is not None:
+        from partx.models_store.loader import build as build_card
+
+        model = build_card(card, dc)
+        network, options = card.network, card.options
+    elif network in registry.MODELS:  # the registered network file and its options; -o on top, as the launcher does
         entry = registry.get(network)
         network, options = str(entry.network_path), dict(entry.options, **options)
-    model = build_model(network, dc, args.checkpoint, options)
+    if card is None:
+        model = build_model(network, dc, args.checkpoint, options)
     with record_attention(model):  # a model without attention fails here, before any data is read
         find_part(model)
     classes = resolve_classes(args.classes, list(dc.label_value))
@@ -93,7 +114,8 @@ def _main(argv: list[str] | None) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     command = "python analysis/attention_maps.py " + " ".join(shlex.quote(a) for a in argv)
-    name = args.network if args.network in registry.MODELS else Path(network).stem.removeprefix("example_")
+    name = card.name if card is not None else (
+        args.network if args.network in registry.MODELS else Path(network).stem.removeprefix("example_"))
     meta = dict(command=command, network=network, checkpoint=args.checkpoint, data=args.data, options=options, model=name)
     cfg = StudyConfig(subjets=args.subjets, example_jets=args.example_jets, top_links=args.top_links,
                       batch_size=args.batch_size)

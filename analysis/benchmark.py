@@ -58,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtypes", type=csv_list, default=["fp32"], help=f"comma-separated from {', '.join(DTYPES)}")
     p.add_argument("--data-config", default="data/JetClass/JetClass_full.yaml")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH", help="state_dict for a model (repeatable)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH|CARD",
+                   help="state_dict for a model (repeatable), or a model card of models/ (models/<name> or its name), "
+                        "benchmarked as one more model with the card's network, options and weights")
     p.add_argument("-o", "--model-option", action="append", default=[], metavar="MODEL:KEY=VALUE",
                    help="get_model override for one model, e.g. ParT:num_layers=1 (value literal_eval-ed; repeatable)")
     p.add_argument("--data-files", default=None, help="glob of ROOT/parquet files: real jets instead of synthetic ones")
@@ -83,7 +85,19 @@ def config_from_args(args) -> BenchConfig:
     checkpoints = {}
     for item in args.checkpoint:
         if "=" not in item:
-            raise BenchmarkError(f"--checkpoint must be NAME=PATH, got {item!r}")
+            from partx.models_store.card import CardError
+            from partx.models_store.loader import available, card_for
+
+            try:
+                card = card_for(item)
+            except CardError:
+                card = None
+            if card is None:
+                raise BenchmarkError(f"--checkpoint must be NAME=PATH or a model card of models/ "
+                                     f"({', '.join(available()) or 'none'}), got {item!r}")
+            if item not in args.models:
+                args.models.append(item)
+            continue
         name, path = item.split("=", 1)
         checkpoints[name] = path
     options: dict[str, list[str]] = {}

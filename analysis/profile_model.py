@@ -2,6 +2,7 @@
 """Profile one model: per-op and per-module time/memory/FLOPs, Chrome trace, roofline classification.
 
     python analysis/profile_model.py --model ParT --length 128 --batch-size 64 --threads 2 --out benchmarks/profile_ParT
+    python analysis/profile_model.py --checkpoint models/ParT_gen-small_full      # a trained checkpoint of models/
 
 Writes trace.json (chrome://tracing, Perfetto or TensorBoard), profile.json, ops.csv, modules.csv,
 profile.md and time_breakdown.png to --out and prints each path. A thin CLI over partx.perf.profiler.
@@ -36,11 +37,14 @@ def build_parser():
     from partx.cli import ArgumentParser, non_negative_int, positive_int
 
     p = ArgumentParser(prog="profile_model.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", default=None,
+                   help="registered name, network file, or a model card of models/ (required unless --checkpoint is a card)")
     p.add_argument("--length", type=positive_int, default=128)
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--data-config", default="data/JetClass/JetClass_full.yaml")
+    p.add_argument("--checkpoint", default=None,
+                   help="weights for --model, or a model card (models/<name> or its name): network, options, data config "
+                        "and weights from the card")
+    p.add_argument("--data-config", default=None, help="default: the card's, else data/JetClass/JetClass_full.yaml")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "int8", "bf16"])
     p.add_argument("--fill", default="full")
@@ -70,10 +74,20 @@ def _main(argv: list[str] | None) -> int:
     from partx.perf import report as _report
     from partx.perf import roofline as _roof
 
+    from partx.models_store.loader import cli_card
+
+    card = cli_card(args.checkpoint, {"--model": args.model, "-o": args.model_option})
+    if card is None and args.model is None:
+        raise UserError("give --model (a registered name, network file or model card) or --checkpoint models/<name>")
+    model_name, checkpoint = (str(card.path), None) if card is not None else (args.model, args.checkpoint)
+    if args.data_config is None:
+        from partx.models_store.loader import data_config_path
+
+        args.data_config = str(data_config_path(card)) if card is not None else "data/JetClass/JetClass_full.yaml"
     try:
         fill = _inputs.parse_fill(args.fill)
         kv = [item.split(":", 1)[1] if ":" in item.split("=", 1)[0] else item for item in args.model_option]
-        spec = _models.resolve_model(args.model, args.checkpoint, _models.parse_overrides(kv))
+        spec = _models.resolve_model(model_name, checkpoint, _models.parse_overrides(kv))
         try:
             device = torch.device(args.device)
         except RuntimeError:

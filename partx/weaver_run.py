@@ -15,6 +15,10 @@ This is ``weaver.train`` (weaver-core 0.5.3) with these additions installed firs
 * **One line for a user error.** A ``partx.cli.UserError`` raised inside weaver (e.g. an unknown ``-o``
   option of a tracking network file, ``partx.train.tracking.UnknownTrackingOption``) is printed as one
   ``ERROR:`` line with exit status 2, as every partx command line does.
+* **An optional seed.** weaver seeds nothing; with ``PARTX_SEED=<int>`` in the environment Python's,
+  numpy's and torch's generators are seeded before weaver builds the model (its initial weights) and its
+  data loaders (torch derives each loader worker's seed from it). ``make models`` sets it; it fixes the
+  initialisation and the shuffling, not bit-identical training (thread scheduling, BLAS reductions).
 
 partx.launcher (``./train_<Dataset>.sh``) and partx.ddp run weaver through this module.
 """
@@ -119,8 +123,30 @@ def install() -> None:
         sys.excepthook._partx = True
 
 
+def seed_from_env(env=os.environ) -> int | None:
+    """Seed random, numpy and torch from ``PARTX_SEED`` (unset or empty: nothing); returns the seed."""
+    text = env.get("PARTX_SEED", "")
+    if not text:
+        return None
+    if not text.strip().isdigit():
+        from partx.cli import UserError
+
+        raise UserError(f"PARTX_SEED must be a non-negative integer, got {text!r}")
+    import random
+
+    import numpy as np
+    import torch
+
+    seed = int(text)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return seed
+
+
 def main() -> None:
     install()
+    seed_from_env()
     from weaver.train import main as weaver_main
 
     sys.argv[0] = "weaver"

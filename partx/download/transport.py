@@ -173,6 +173,7 @@ def download_file(
     progress: bool = True,
     chunk_size: int = _CHUNK,
     log: Log = print,
+    verify: Callable[[Path], None] | None = None,
 ) -> Path:
     """Download ``url`` to ``dest`` (resuming ``dest.part``), verify ``md5``, rename; return ``dest``.
 
@@ -181,6 +182,9 @@ def download_file(
       a later call resumes it too.
     * On md5 mismatch the partial file is deleted and :class:`ChecksumError` names the file and
       both sums: ``dest`` only ever appears after a successful verification (``os.replace``).
+    * ``verify(path)``: the caller's own check of the complete download (another checksum, a size), run
+      before the rename; a :class:`DownloadError` it raises deletes the download. With it, a missing
+      ``md5`` is not warned about, and an existing ``dest`` is checked by it instead of kept unverified.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
@@ -190,6 +194,14 @@ def download_file(
     if force:
         dest.unlink(missing_ok=True)
         part.unlink(missing_ok=True)
+    elif dest.exists() and md5 is None and verify is not None:
+        try:
+            verify(dest)
+            log(f"  {dest.name}: already present, verified")
+            return dest
+        except DownloadError as why:
+            _warn(f"{why}; downloading it again")
+            dest.unlink()
     elif dest.exists():
         if md5 is None:
             _warn(f"{dest} already exists and has no known md5; using it unverified")
@@ -224,10 +236,16 @@ def download_file(
                 log(f"  {e}; retrying ({attempt}/{retries}) and resuming")
                 time.sleep(retry_wait)
 
-    if md5 is None:
+    if verify is not None:
+        try:
+            verify(part)
+        except DownloadError:
+            part.unlink()
+            raise
+    if md5 is None and verify is None:
         _warn(f"no known md5 for {dest.name}: integrity NOT verified "
              f"(md5 of what was downloaded: {digest})")
-    elif digest != md5:
+    elif md5 is not None and digest != md5:
         part.unlink()
         raise ChecksumError(
             f"md5 mismatch for {dest.name}: expected {md5}, got {digest}. "

@@ -1,7 +1,8 @@
 """Building a benchmarked model for a given input length, by registry name or network file path.
 
 A name is either registered (partx.registry: network file, get_model options, whether it takes
-``max_len``) or a path to any weaver network file (a registered file given by path keeps its entry's
+``max_len``), a checkpoint of models/ (partx.models_store: network, options and weights from its card),
+or a path to any weaver network file (a registered file given by path keeps its entry's
 ``needs_max_len``; any other file gets only the overrides given). ``get_model(data_config, **kw)``
 is called exactly as weaver calls it, so what is benchmarked is what ``train_JetClass.sh`` trains.
 """
@@ -47,9 +48,19 @@ def parse_overrides(items) -> dict:
 
 def resolve_model(name: str, checkpoint: str | os.PathLike | None = None, overrides: dict | None = None) -> ModelSpec:
     """A ModelSpec for a registered name or a network file path; raises ValueError / FileNotFoundError."""
+    card = None if name in registry.MODELS else _card(name)
     if name in registry.MODELS:
         entry = registry.get(name)
         spec = ModelSpec(name, entry.network_path, dict(entry.options), needs_max_len=entry.needs_max_len)
+    elif card is not None:  # a checkpoint of models/: network, options and weights from its card
+        from partx.models_store.loader import network_path, read_weights
+
+        read_weights(card)  # missing or changed weights: CardError (a UserError) naming the file
+        entry = registry.MODELS.get(card.get("model", ""))
+        spec = ModelSpec(card.name, network_path(card), card.options, checkpoint=card.weights_path,
+                         needs_max_len=bool(entry and entry.needs_max_len))
+        if checkpoint is not None:
+            raise ValueError(f"model {name!r} is a model card with its own weights: give no checkpoint for it")
     elif name.endswith(".py") or os.sep in name:
         path = Path(name)
         if not path.is_file():
@@ -57,7 +68,11 @@ def resolve_model(name: str, checkpoint: str | os.PathLike | None = None, overri
         entry = registry.find_by_network(path)
         spec = ModelSpec(path.stem.removeprefix("example_"), path, needs_max_len=bool(entry and entry.needs_max_len))
     else:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(registry.names())} or give a network file path")
+        from partx.models_store.loader import available
+
+        cards = ", ".join(available()) or "none"
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(registry.names())}, a model card of models/ "
+                         f"({cards}) or give a network file path")
     if not spec.network.is_file():
         raise FileNotFoundError(f"network file for {name!r} not found: {spec.network}")
     spec.overrides.update(overrides or {})
@@ -67,6 +82,17 @@ def resolve_model(name: str, checkpoint: str | os.PathLike | None = None, overri
             raise FileNotFoundError(f"checkpoint for {name!r} not found: {checkpoint}")
         spec.checkpoint = ck
     return spec
+
+
+def _card(name: str):
+    """The model card ``name`` refers to (partx.models_store), or None."""
+    from partx.models_store.card import CardError
+    from partx.models_store.loader import card_for
+
+    try:
+        return card_for(name)
+    except CardError:
+        return None
 
 
 def load_network_module(path: Path):
