@@ -6,6 +6,7 @@ Methods (``METHODS``; docs/quantization.md has the measured accuracy / speed / s
 * ``static``: torch static int8 Linear layers, activation scales calibrated on ``calib_loader`` (CPU);
 * ``onnx``: the fp32 ONNX export run by ONNX Runtime (the deployment baseline, not quantized);
 * ``onnx-int8``: ONNX Runtime static int8 in QDQ format, calibrated on ``calib_loader``;
+* ``onnx-int8-conv``: ``onnx-int8`` plus the pair embedding's 1x1 convolutions (the (N, N) pair MLP);
 * ``onnx-int8-dynamic``: ONNX Runtime dynamic int8 (weights int8, activation ranges per call);
 * ``torchao``: torchao int8 dynamic-activation / int8-weight Linear layers (CUDA only; optional extra).
 
@@ -39,8 +40,8 @@ __all__ = ["quantize", "QuantResult", "QuantReport", "METHODS", "QuantUnavailabl
            "quantize_static_int8", "quantizable_linears", "functional_linears", "model_size_bytes",
            "linear_weight_bytes", "THIRD_PARTY_FUNCTIONAL_LINEARS"]
 
-METHODS = ("dynamic", "static", "onnx", "onnx-int8", "onnx-int8-dynamic", "torchao")
-_NEEDS_CALIB = ("static", "onnx", "onnx-int8", "onnx-int8-dynamic")  # ONNX export traces a real batch
+METHODS = ("dynamic", "static", "onnx", "onnx-int8", "onnx-int8-conv", "onnx-int8-dynamic", "torchao")
+_NEEDS_CALIB = ("static", "onnx", "onnx-int8", "onnx-int8-conv", "onnx-int8-dynamic")  # ONNX export traces a real batch
 
 
 @dataclass
@@ -135,12 +136,13 @@ def _quantize_onnx(model, method, calib_loader, input_names, dynamic_length, wor
             path, quantized, kept = fp32, [], [f"{n} (fp32 model)" for n in weights]
             notes = ["ONNX Runtime fp32 (CPUExecutionProvider)"]
         else:
-            mode = "qdq" if method == "onnx-int8" else "dynamic"
+            mode = "dynamic" if method == "onnx-int8-dynamic" else "qdq"
+            ops = ("MatMul", "Gemm", "Conv") if method == "onnx-int8-conv" else ("MatMul", "Gemm")
             path = folder / f"model_{method}.onnx"
-            quantized = quantize_onnx(fp32, path, mode, calib, max_batches=calib_batches)
+            quantized = quantize_onnx(fp32, path, mode, calib, max_batches=calib_batches, op_types=ops)
             kept = [f"{n} (activation x activation)" for n in others]
             notes = [f"ONNX Runtime {'QDQ static U8S8 per-channel, MinMax calibration' if mode == 'qdq' else 'dynamic'} int8 "
-                     "on weight MatMul/Gemm only"]
+                     f"on weight {'/'.join(ops)} only"]
         runner = OrtModel(path)
         size = path.stat().st_size
     finally:

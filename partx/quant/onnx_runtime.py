@@ -74,8 +74,9 @@ class OrtModel(nn.Module):
         return self.path.stat().st_size
 
 
-def weight_matmul_nodes(onnx_path: str | os.PathLike) -> tuple[list[str], list[str]]:
-    """(names of MatMul/Gemm nodes whose second input is an initializer, names of the other MatMul/Gemm nodes)."""
+def weight_matmul_nodes(onnx_path: str | os.PathLike, op_types: Sequence[str] = ("MatMul", "Gemm")
+                        ) -> tuple[list[str], list[str]]:
+    """(names of ``op_types`` nodes whose second input is an initializer, names of the other ``op_types`` nodes)."""
     import onnx
 
     graph = onnx.load(str(onnx_path), load_external_data=False).graph
@@ -85,7 +86,7 @@ def weight_matmul_nodes(onnx_path: str | os.PathLike) -> tuple[list[str], list[s
                  for o in n.output}
     weights, others = [], []
     for n in graph.node:
-        if n.op_type in ("MatMul", "Gemm"):
+        if n.op_type in op_types:
             (weights if len(n.input) > 1 and (n.input[1] in inits or n.input[1] in const_out) else others).append(n.name)
     return weights, others
 
@@ -108,17 +109,21 @@ class _Reader:
 
 
 def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, mode: str = "qdq",
-                  calib: Iterable[Sequence[torch.Tensor]] | None = None, max_batches: int = 8) -> list[str]:
-    """Write the int8 model of ``fp32_path`` to ``out_path``; returns the quantized node names."""
+                  calib: Iterable[Sequence[torch.Tensor]] | None = None, max_batches: int = 8,
+                  op_types: Sequence[str] = ("MatMul", "Gemm")) -> list[str]:
+    """Write the int8 model of ``fp32_path`` to ``out_path``; returns the quantized node names.
+
+    ``op_types``: weight layers to quantize; add ``"Conv"`` for the pair embedding's 1x1 convolutions.
+    """
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
                                           quantize_dynamic, quantize_static)
 
-    nodes, _ = weight_matmul_nodes(fp32_path)
+    nodes, _ = weight_matmul_nodes(fp32_path, op_types)
     if not nodes:
         raise ValueError(f"{fp32_path}: no weight MatMul/Gemm node to quantize")
     if mode == "dynamic":
         quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
-                         per_channel=False)
+                         per_channel=False, op_types_to_quantize=list(op_types))
         return nodes
     if mode != "qdq":
         raise ValueError(f"unknown ONNX Runtime quantization mode {mode!r}; choose qdq or dynamic")
@@ -136,8 +141,8 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, mod
         except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the raw export instead
             pre = Path(fp32_path)
         del ort
-        nodes, _ = weight_matmul_nodes(pre)  # pre-processing may rename nodes
+        nodes, _ = weight_matmul_nodes(pre, op_types)  # pre-processing may rename nodes
         quantize_static(str(pre), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
-                        op_types_to_quantize=["MatMul", "Gemm"], extra_options={"ActivationSymmetric": False})
+                        op_types_to_quantize=list(op_types), extra_options={"ActivationSymmetric": False})
     return nodes
