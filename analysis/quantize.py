@@ -86,7 +86,7 @@ def _build(args):
     except (ValueError, FileNotFoundError, BenchmarkError) as e:
         raise UserError(str(e)) from None
     model = models.build_model(spec, dc, n)
-    dynamic_length = not any("Mamba" in type(m).__name__ for m in model.modules())
+    dynamic_length = models.onnx_dynamic_length(model)
     return spec, dc, model, dynamic_length
 
 
