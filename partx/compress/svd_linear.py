@@ -81,7 +81,7 @@ class SVDLinear(nn.Module):
             s = self.S * self.gate()
             keep = torch.argsort(s, descending=True)[:r]
             if r * (self.in_features + self.out_features) >= self.in_features * self.out_features:
-                dense = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None)
+                dense = nn.Linear(self.in_features, self.out_features, bias=self.bias is not None, dtype=self.U.dtype)
                 dense.weight.copy_((self.U * s) @ self.Vh)
                 if self.bias is not None:
                     dense.bias.copy_(self.bias)
@@ -101,7 +101,7 @@ class LowRankLinear(nn.Module):
     @classmethod
     def from_factors(cls, vh: torch.Tensor, us: torch.Tensor, bias: torch.Tensor | None) -> "LowRankLinear":
         """vh (r, in), us (out, r) = U_r diag(s_r), bias (out,) or None."""
-        m = cls(vh.shape[1], us.shape[0], vh.shape[0], bias is not None)
+        m = cls(vh.shape[1], us.shape[0], vh.shape[0], bias is not None).to(vh.dtype)
         with torch.no_grad():
             m.first.weight.copy_(vh)
             m.second.weight.copy_(us)
