@@ -179,3 +179,77 @@ def test_bad_inputs(tiny):
     if not torch.cuda.is_available():
         with pytest.raises(QuantUnavailable, match="CUDA"):
             quantize(model, "torchao")
+
+
+# --- analysis/quantize.py ---------------------------------------------------------------------------------
+
+TINY_OPTS = ["-o", "num_layers=1", "-o", "embed_dims=[16,16]", "-o", "pair_embed_dims=[8]", "-o", "num_heads=2",
+             "-o", "num_cls_layers=1"]
+
+
+def _analysis():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "analysis/quantize.py"
+    spec = importlib.util.spec_from_file_location("analysis_quantize", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_config):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from jetclass_fixture import write_dataset
+
+    root = tmp_path_factory.mktemp("quant_data")
+    write_dataset(root, jets_per_file=6)
+    torch.manual_seed(0)
+    spec = models.resolve_model("ParT", overrides=dict(num_layers=1, embed_dims=[16, 16], pair_embed_dims=[8],
+                                                       num_heads=2, num_cls_layers=1))
+    ck = root / "net.pt"
+    torch.save(models.build_model(spec, data_config, 128).state_dict(), ck)
+    return root, ck
+
+
+@pytest.mark.slow  # ~20 s CPU: weaver reads 120 jets twice, 3 methods exported / timed
+def test_analysis_end_to_end(tiny_run, tmp_path, capsys):
+    import json
+
+    root, ck = tiny_run
+    out = tmp_path / "out"
+    rc = _analysis().main(["ParT", str(ck), str(root / "Pythia/test_20M/*.root"), "--calib-data",
+                           str(root / "Pythia/val_5M/*.root"), *TINY_OPTS, "--methods", "dynamic,onnx,onnx-int8",
+                           "--bench-batch", "8", "--calib-jets", "16", "--max-seconds", "0.1", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads((out / "quantize.json").read_text())
+    rows = {r["method"]: r for r in result["rows"]}
+    assert list(rows) == ["fp32", "dynamic", "onnx", "onnx-int8"]
+    assert rows["fp32"]["n_jets"] == 60 and rows["fp32"]["flips"] == 0 and rows["fp32"]["speedup"] == 1
+    assert rows["onnx"]["max_dlogit"] < 1e-3  # fp32 ONNX export: same model
+    assert rows["dynamic"]["layers_int8"] > 0 and rows["dynamic"]["max_dlogit"] > 0
+    assert (out / "quantize.md").read_text().count("| onnx-int8 |") == 3  # main, rejection and ORT-ratio tables
+    assert (out / "quantize.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(ck="missing.pt"), "checkpoint not found"),
+    (dict(methods="int4"), "unknown method"),
+    (dict(data="nothing/*.root"), "DATA: no file matches"),
+    (dict(ck="corrupt"), "cannot be read"),
+])
+def test_analysis_bad_inputs(tiny_run, tmp_path, capsys, change, message):
+    root, ck = tiny_run
+    if change.get("ck") == "corrupt":
+        ck = tmp_path / "corrupt.pt"
+        ck.write_bytes(b"garbage")
+    elif "ck" in change:
+        ck = tmp_path / change["ck"]
+    data = str(root / "Pythia/test_20M/*.root") if "data" not in change else str(tmp_path / change["data"])
+    rc = _analysis().main(["ParT", str(ck), data, *TINY_OPTS, "--methods", change.get("methods", "dynamic"),
+                           "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("ERROR:") and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o" / "quantize.json").exists()
