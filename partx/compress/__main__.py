@@ -26,7 +26,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--recover-epochs", type=float, default=1.0, help="passes after materialising (default 1; 0: none)")
     p.add_argument("--penalty", type=float, default=1.0, help="weight of the soft parameter fraction (default 1)")
     p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--threshold-lr", type=float, default=2e-2)
+    p.add_argument("--threshold-lr", type=float, default=0.2, help="Adam lr of the per-layer thresholds (default 0.2)")
     p.add_argument("--temperature", type=float, default=0.02, help="gate width / largest singular value")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--max-train-jets", type=positive_int, default=None)

@@ -31,7 +31,7 @@ def _accuracy(model: nn.Module, jets: Jets, batch_size: int) -> float:
 
 
 def finetune(model: nn.Module, train: Jets, val: Jets | None, epochs: float, lr: float = 1e-4,
-             threshold_lr: float = 2e-2, penalty: float = 0.0, batch_size: int = 128, seed: int = 0,
+             threshold_lr: float = 0.2, penalty: float = 0.0, batch_size: int = 128, seed: int = 0,
              progress: bool = True) -> list[dict]:
     """Train ``model`` (logits out) on ``train`` for ``epochs`` passes; returns one history entry per epoch.
 
