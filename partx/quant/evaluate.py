@@ -32,7 +32,8 @@ class Jets:
 
 
 def load_jets(data_config_path: str, patterns: Sequence[str], max_jets: int | None = None) -> Jets:
-    """Jets (inputs + class labels) of the files matching ``patterns``, in file order, at most ``max_jets``.
+    """Jets (inputs + class labels) of the files matching ``patterns``, in file order; with ``max_jets``, that
+    many evenly spaced over all the jets read (files are one class each: the first jets would be one class).
 
     Raises FileNotFoundError (no file), ValueError (no jets, non-finite inputs).
     """
@@ -50,11 +51,13 @@ def load_jets(data_config_path: str, patterns: Sequence[str], max_jets: int | No
         for n in cfg.input_names:
             cols[n].append(np.asarray(X[n] if n in X else X["_" + n]))
         labels.append(int(y[cfg.label_names[0]]))
-        if max_jets is not None and len(labels) >= max_jets:
-            break
     if not labels:
         raise ValueError(f"no jets read from {' '.join(patterns)}")
-    inputs = {n: torch.as_tensor(np.stack(v), dtype=torch.float32) for n, v in cols.items()}
+    keep = np.arange(len(labels))
+    if max_jets is not None and max_jets < len(labels):
+        keep = np.linspace(0, len(labels) - 1, max_jets).round().astype(int)
+    inputs = {n: torch.as_tensor(np.stack([v[i] for i in keep]), dtype=torch.float32) for n, v in cols.items()}
+    labels = [labels[i] for i in keep]
     bad = [n for n, t in inputs.items() if not torch.isfinite(t).all()]
     if bad:
         raise ValueError(f"non-finite (NaN/inf) values in input(s) {', '.join(bad)} after weaver's preprocessing")
