@@ -80,9 +80,9 @@ def _main(argv: list[str] | None) -> int:
     # check it loads into a fresh inference model before reporting success
     fresh = models.build_model(models.resolve_model(args.model, args.checkpoint, dict(overrides, for_inference=True)), dc, n)
     comp = load_compressed(out, fresh)
-    print(f"{'layer':<36} {'rank':>9} {'params':>17}")
+    print(f"{'layer':<36} {'kept/full':>9} {'params':>17}")
     for name, v in layers.items():
-        print(f"{name:<36} {v['rank']:>4}/{v['full_rank']:<4} {v['params_before']:>8} -> {v['params_after']:<8}"
+        print(f"{name:<36} {v['kept_directions']:>4}/{v['full_rank']:<4} {v['params_before']:>8} -> {v['params_after']:<8}"
               f"{' (dense: no gain)' if v['dense'] else ''}")
     total_before = sum(p.numel() for p in fresh.parameters())
     total_after = sum(p.numel() for p in comp.model.parameters())
