@@ -76,3 +76,180 @@ def test_functional_linears_are_declared_not_guessed():
     x = torch.randn(2, 5, 16)
     with torch.no_grad():
         assert torch.isfinite(q(x)).all()
+
+
+# --- the quantize() interface ---------------------------------------------------------------------------
+
+def _tiny_part(data_config, length=32, seed=0):
+    torch.manual_seed(seed)
+    spec = models.resolve_model("ParT", overrides=dict(num_layers=2, embed_dims=[32, 32], pair_embed_dims=[16],
+                                                       num_heads=4, num_cls_layers=1, for_inference=True))
+    return models.build_model(spec, data_config, length)
+
+
+@pytest.fixture(scope="module")
+def tiny(data_config):
+    model = _tiny_part(data_config)
+    calib = [inputs.as_forward_args(inputs.synthetic_inputs(data_config, 32, 16, fill=0.6, seed=s), data_config.input_names)
+             for s in range(3)]
+    test = inputs.as_forward_args(inputs.synthetic_inputs(data_config, 32, 64, fill=0.6, seed=11), data_config.input_names)
+    with torch.no_grad():
+        ref = model(*test)
+    return model, calib, test, ref
+
+
+# Bounds for every int8 method on the tiny random model (softmax outputs, 10 classes): int8 rounds each weight /
+# activation by at most half a step (1/255 of its range; 1/127 with torch's x86 reduce_range), and static
+# scales also clip activations outside the calibrated range (3 x 16 calibration jets here). Through 2 blocks
+# of 32-wide layers that moves logits by O(1e-2)-O(1e-1): observed max |dp| 0.02-0.06, mean < 3e-3. A wrong
+# scale / zero-point or an un-dequantized tensor moves probabilities by O(0.1-1) on average.
+PROB_MAX, PROB_MEAN = 0.15, 0.01
+
+
+@pytest.mark.parametrize("method", ["dynamic", "static", "onnx-int8", "onnx-int8-dynamic"])
+def test_int8_methods_close_to_fp32(tiny, data_config, method):
+    from partx.quant import quantize
+
+    model, calib, test, ref = tiny
+    res = quantize(model, method, calib, input_names=list(data_config.input_names))
+    with torch.no_grad():
+        out = res.model(*test)
+    assert out.shape == ref.shape and torch.isfinite(out).all()
+    diff = (out - ref).abs()
+    assert diff.max() < PROB_MAX and diff.mean() < PROB_MEAN, (diff.max(), diff.mean())
+    assert diff.max() > 1e-6  # it did quantize something (fp32 would agree to ~1e-7)
+    # the report names what became int8 and what stayed float; softmax/LayerNorm are never int8
+    assert len(res.report.quantized) >= 10
+    assert not any("norm" in n.lower() or "softmax" in n.lower() for n in res.report.quantized)
+    assert 0 < res.report.size_bytes
+
+
+def test_onnx_fp32_parity(tiny, data_config):
+    """ONNX Runtime fp32 == torch within 1e-4 on jets of the export length and a shorter one."""
+    from partx.quant import quantize
+
+    model, calib, test, ref = tiny
+    res = quantize(model, "onnx", calib, input_names=list(data_config.input_names))
+    assert res.report.quantized == []
+    with torch.no_grad():
+        assert (res.model(*test) - ref).abs().max() <= 1e-4
+        short = inputs.as_forward_args(inputs.synthetic_inputs(data_config, 20, 5, fill=0.7, seed=4), data_config.input_names)
+        assert (res.model(*short) - model(*short)).abs().max() <= 1e-4
+
+
+def test_quantized_model_saves_and_loads(tiny, tmp_path):
+    """A dynamic int8 model round-trips through torch.save / load_state_dict onto a freshly quantized copy."""
+    model, _, test, _ = tiny
+    q = quantize_int8(model)
+    torch.save(q.state_dict(), tmp_path / "q.pt")
+    from weaver.utils.data.config import DataConfig
+
+    other = _tiny_part(DataConfig.load(DATA_CONFIG, load_observers=False, load_reweight_info=False), seed=1)  # different fp32 weights: only the loaded state can make the outputs equal
+    fresh = quantize_int8(other)
+    with torch.no_grad():
+        assert not torch.equal(fresh(*test), q(*test))
+    fresh.load_state_dict(torch.load(tmp_path / "q.pt", weights_only=False))
+    with torch.no_grad():
+        assert torch.equal(fresh(*test), q(*test))
+    assert (tmp_path / "q.pt").stat().st_size < model_size_bytes(model)
+
+
+def test_onnx_int8_files_kept_in_workdir(tiny, data_config, tmp_path):
+    from partx.quant import quantize
+    from partx.quant.onnx_runtime import OrtModel
+
+    model, calib, test, _ = tiny
+    res = quantize(model, "onnx-int8", calib, input_names=list(data_config.input_names), workdir=tmp_path)
+    path = tmp_path / "model_onnx-int8.onnx"
+    assert path.is_file() and (tmp_path / "model_fp32.onnx").is_file()
+    with torch.no_grad():
+        assert torch.equal(OrtModel(path)(*test), res.model(*test))  # reloads to the same outputs
+
+
+def test_bad_inputs(tiny):
+    from partx.quant import QuantUnavailable, quantize
+
+    model, calib, _, _ = tiny
+    with pytest.raises(ValueError, match="unknown quantization method"):
+        quantize(model, "int4")
+    with pytest.raises(ValueError, match="needs calib_loader"):
+        quantize(model, "static")
+    with pytest.raises(ValueError, match="no batch"):
+        quantize(model, "onnx-int8", [])
+    if not torch.cuda.is_available():
+        with pytest.raises(QuantUnavailable, match="CUDA"):
+            quantize(model, "torchao")
+
+
+# --- analysis/quantize.py ---------------------------------------------------------------------------------
+
+TINY_OPTS = ["-o", "num_layers=1", "-o", "embed_dims=[16,16]", "-o", "pair_embed_dims=[8]", "-o", "num_heads=2",
+             "-o", "num_cls_layers=1"]
+
+
+def _analysis():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "analysis/quantize.py"
+    spec = importlib.util.spec_from_file_location("analysis_quantize", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, data_config):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from jetclass_fixture import write_dataset
+
+    root = tmp_path_factory.mktemp("quant_data")
+    write_dataset(root, jets_per_file=6)
+    torch.manual_seed(0)
+    spec = models.resolve_model("ParT", overrides=dict(num_layers=1, embed_dims=[16, 16], pair_embed_dims=[8],
+                                                       num_heads=2, num_cls_layers=1))
+    ck = root / "net.pt"
+    torch.save(models.build_model(spec, data_config, 128).state_dict(), ck)
+    return root, ck
+
+
+@pytest.mark.slow  # ~20 s CPU: weaver reads 120 jets twice, 3 methods exported / timed
+def test_analysis_end_to_end(tiny_run, tmp_path, capsys):
+    import json
+
+    root, ck = tiny_run
+    out = tmp_path / "out"
+    rc = _analysis().main(["ParT", str(ck), str(root / "Pythia/test_20M/*.root"), "--calib-data",
+                           str(root / "Pythia/val_5M/*.root"), *TINY_OPTS, "--methods", "dynamic,onnx,onnx-int8",
+                           "--bench-batch", "8", "--calib-jets", "16", "--max-seconds", "0.1", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads((out / "quantize.json").read_text())
+    rows = {r["method"]: r for r in result["rows"]}
+    assert list(rows) == ["fp32", "dynamic", "onnx", "onnx-int8"]
+    assert rows["fp32"]["n_jets"] == 60 and rows["fp32"]["flips"] == 0 and rows["fp32"]["speedup"] == 1
+    assert rows["onnx"]["max_dlogit"] < 1e-3  # fp32 ONNX export: same model
+    assert rows["dynamic"]["layers_int8"] > 0 and rows["dynamic"]["max_dlogit"] > 0
+    assert (out / "quantize.md").read_text().count("| onnx-int8 |") == 3  # main, rejection and ORT-ratio tables
+    assert (out / "quantize.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(ck="missing.pt"), "checkpoint not found"),
+    (dict(methods="int4"), "unknown method"),
+    (dict(data="nothing/*.root"), "DATA: no file matches"),
+    (dict(ck="corrupt"), "cannot be read"),
+])
+def test_analysis_bad_inputs(tiny_run, tmp_path, capsys, change, message):
+    root, ck = tiny_run
+    if change.get("ck") == "corrupt":
+        ck = tmp_path / "corrupt.pt"
+        ck.write_bytes(b"garbage")
+    elif "ck" in change:
+        ck = tmp_path / change["ck"]
+    data = str(root / "Pythia/test_20M/*.root") if "data" not in change else str(tmp_path / change["data"])
+    rc = _analysis().main(["ParT", str(ck), data, *TINY_OPTS, "--methods", change.get("methods", "dynamic"),
+                           "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("ERROR:") and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o" / "quantize.json").exists()

@@ -15,7 +15,10 @@ Per configuration (inference, ``torch.no_grad``, model in eval mode):
     ``max_seconds`` s spent); throughput = batch / median latency.
   * peak memory: ``partx.perf.memory`` (CUDA max_allocated; CPU profiler allocator trace), one separate call.
   * dtypes: fp32; bf16 = ``torch.autocast`` (CPU or CUDA) around fp32 weights; int8 =
-    ``partx.quant.quantize_int8`` (dynamic int8 Linear layers, CPU only).
+    ``partx.quant.quantize_int8`` (dynamic int8 Linear layers, CPU only); onnx / onnx-int8 = the model
+    (built for inference, as weaver exports it) run by ONNX Runtime on CPU, fp32 / QDQ static int8 calibrated
+    on the benchmark batch itself (``partx.quant.quantize``, methods ``onnx`` / ``onnx-int8``); a model that
+    cannot be exported gets a row whose status says why.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from partx.perf import memory as _memory
 from partx.perf import models as _models
 from partx.perf import timing as _timing
 
-DTYPES = ("fp32", "bf16", "int8")
+DTYPES = ("fp32", "bf16", "int8", "onnx", "onnx-int8")
 
 
 class BenchmarkError(UserError, ValueError):
@@ -254,6 +257,8 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, log=print) -> BenchRe
                 from partx.quant import quantize_int8
 
                 variants[dtype] = quantize_int8(model)
+            elif dtype.startswith("onnx"):
+                variants[dtype] = _onnx_variant(cfg, spec, data_config, n, dtype, device)
             else:
                 variants[dtype] = model
         flop_cache = None
@@ -296,6 +301,23 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, log=print) -> BenchRe
     return BenchResult(config, machine, rows, scaling, crossovers, cfg.baseline)
 
 
+def _onnx_variant(cfg: BenchConfig, spec, data_config, n: int, dtype: str, device):
+    """ONNX Runtime model (CPU) for an onnx* dtype, or a string saying why there is none."""
+    if device.type != "cpu":
+        return "ONNX Runtime rows run on CPU only"
+    import dataclasses
+
+    from partx.quant import quantize
+
+    try:
+        inf = _models.build_model(dataclasses.replace(spec, overrides=dict(spec.overrides, for_inference=True)), data_config, n)
+        calib = [_inputs.as_forward_args(_make_inputs(cfg, data_config, n, max(cfg.batch_sizes), "cpu"), data_config.input_names)]
+        return quantize(inf, dtype, calib, input_names=list(data_config.input_names),
+                        dynamic_length=_models.onnx_dynamic_length(inf)).model
+    except Exception as e:  # noqa: BLE001 - an export failure is a result (the model is not exportable), not a crash
+        return f"not exportable: {type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"
+
+
 def _make_inputs(cfg: BenchConfig, data_config, n: int, b: int, device) -> dict:
     if cfg.data_files:
         return _inputs.file_inputs(cfg.data_config, cfg.data_files, n, b, device=device)
@@ -326,7 +348,7 @@ def _measure(model, args, cfg: BenchConfig, dtype: str, device, b: int) -> dict:
         latency_q75_ms=stats.q75_s * 1e3, repeats=stats.repeats, calls_per_repeat=stats.calls_per_repeat,
         warmup=stats.warmup, throughput=b / stats.median_s,
     )
-    if cfg.measure_memory:
+    if cfg.measure_memory and not dtype.startswith("onnx"):  # ORT's own allocator is invisible to torch's profiler
         out["peak_mem_mb"] = _memory.peak_memory_bytes(fn, device=device) / 2**20
     return out
 

@@ -109,7 +109,8 @@ def build_model(spec: ModelSpec, data_config, length: int, device="cpu") -> torc
     if spec.needs_max_len:
         kwargs.setdefault("max_len", int(length))
     module = load_network_module(spec.network)
-    model, _ = module.get_model(data_config, **kwargs)
+    model, info = module.get_model(data_config, **kwargs)
+    model.partx_model_info = info  # weaver's model_info: ONNX input names / dynamic axes (onnx_dynamic_length)
     if spec.checkpoint is not None:
         state = torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
@@ -117,6 +118,16 @@ def build_model(spec: ModelSpec, data_config, length: int, device="cpu") -> torc
         model.load_state_dict(state)
     settle_trimmers(model)
     return model.to(device).eval()
+
+
+def onnx_dynamic_length(model: torch.nn.Module) -> bool:
+    """Whether the model's ONNX graph may take any particle count (weaver model_info declares axis 2 dynamic);
+    False for graphs traced at the data config's length (Mamba's unrolled scan). True if unknown."""
+    info = getattr(model, "partx_model_info", None)
+    if not info or not info.get("dynamic_axes"):
+        return True
+    axes = [info["dynamic_axes"].get(n, {}) for n in info.get("input_names", [])]
+    return all(2 in (a if isinstance(a, dict) else dict.fromkeys(a)) for a in axes)
 
 
 def settle_trimmers(model: torch.nn.Module) -> None:
