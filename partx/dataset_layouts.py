@@ -113,7 +113,7 @@ QUARKGLUON = DatasetLayout(
                   "$DATADIR_QuarkGluon is the default and empty)",
     epochs=20, samples_per_epoch=1_600_000, samples_per_epoch_val=200_000,
     dataopts="--num-workers 1 --fetch-step 1 --in-memory --train-val-split 0.8889",
-    find_data="partx.readers.jet_benchmarks:launcher_data_dir", weight_decay=True,
+    find_data="partx.readers.jet_benchmarks:quarkgluon_data_dir", weight_decay=True,
     pretrained=(("kin", "kin"), ("kinpid", "kinpid"), ("kinpidplus", "kinpid")),
 )
 
@@ -127,7 +127,7 @@ TOPLANDSCAPE = DatasetLayout(
                   "$DATADIR_TopLandscape is the default and empty)",
     epochs=20, samples_per_epoch=2400 * 512, samples_per_epoch_val=800 * 512,
     dataopts="--num-workers 1 --fetch-step 1 --in-memory",
-    find_data="partx.readers.jet_benchmarks:launcher_data_dir", weight_decay=True, pretrained=(("kin", "kin"),),
+    find_data="partx.readers.jet_benchmarks:toplandscape_data_dir", weight_decay=True, pretrained=(("kin", "kin"),),
 )
 
 LAYOUTS = {layout.family: layout for layout in (JETCLASS, TRACKML, QUARKGLUON, TOPLANDSCAPE)}

@@ -191,8 +191,9 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
     patterns = [p for _, p in test] + ([] if predict else [p for _, p in train] + ([val] if val else []))
     knobs = dataclasses.replace(knobs, checks=(data_config, patterns, predict))
     if finetune:
+        options = {**entry.options, **_network_options(extra)}  # the model weaver builds: -o given last win
         knobs = dataclasses.replace(knobs, pretrained=(_option(finetune + extra, "--load-model-weights"), str(network),
-                                                       dict(entry.options), data_config, entry.head))
+                                                       options, data_config, entry.head))
     if knobs.nproc > 1:
         backend = "nccl" if has_cuda and knobs.gpus else "gloo"
         prefix = [python, "-m", "partx.ddp", "--nproc", str(knobs.nproc), "--backend", backend]
@@ -324,6 +325,20 @@ def launch(layout: DatasetLayout, args: list[str], env: Mapping[str, str], has_c
         names = ", ".join(p.name for p in written[:3]) + (f", ... ({len(written)} files)" if len(written) > 3 else "")
         print(f"predictions in {written[0].parent}: {names}", flush=True)
     return 0
+
+
+def _network_options(args: list[str]) -> dict:
+    """weaver ``-o KEY VALUE`` / ``--network-option KEY VALUE`` pairs, literal-evaluated as weaver does."""
+    import ast
+
+    out = {}
+    for i, a in enumerate(args[:-2]):
+        if a in ("-o", "--network-option"):
+            try:
+                out[args[i + 1]] = ast.literal_eval(args[i + 2])
+            except (ValueError, SyntaxError):
+                raise LaunchError(f"network option {args[i + 1]}: {args[i + 2]!r} is not a Python literal") from None
+    return out
 
 
 def _option(args: list[str], flag: str) -> str | None:

@@ -99,28 +99,39 @@ def converted(datadir: str | os.PathLike, layout) -> bool:
     return all(glob.glob(layout.split_glob(str(datadir), s)) for s in splits)
 
 
-def launcher_data_dir(datadir: str, features: str, default_datadir: str, dry_run: bool = False) -> Path:
-    """The data folder ``./train_QuarkGluon.sh`` / ``./train_TopLandscape.sh`` read (the layouts' ``find_data``).
+def quarkgluon_data_dir(datadir: str, features: str, default_datadir: str, dry_run: bool = False) -> Path:
+    """``find_data`` of the QuarkGluon layout (see :func:`launcher_data_dir`)."""
+    return launcher_data_dir("quarkgluon", datadir, default_datadir, dry_run)
+
+
+def toplandscape_data_dir(datadir: str, features: str, default_datadir: str, dry_run: bool = False) -> Path:
+    """``find_data`` of the TopLandscape layout (see :func:`launcher_data_dir`)."""
+    return launcher_data_dir("toplandscape", datadir, default_datadir, dry_run)
+
+
+def launcher_data_dir(dataset: str, datadir: str, default_datadir: str, dry_run: bool = False,
+                      generate_jets: int | None = None) -> Path:
+    """The data folder ``./train_QuarkGluon.sh`` / ``./train_TopLandscape.sh`` read (``dataset``: quarkgluon,
+    toplandscape; the layouts' ``find_data``).
 
     A folder with the converted parquet files is used as is. One with the public originals under
-    ``original/`` (or beside the parquet names) is converted first. When ``datadir`` is the untouched
-    default and holds neither, a small generated set (partx.datagen) is made and converted there, with a
-    line saying so. Any other folder without data is left to the launcher's error. ``dry_run``: nothing made.
+    ``original/`` (or in the folder itself) is converted first. When ``datadir`` is the untouched default
+    and holds neither, a small generated set (partx.datagen ``--preset tiny``, or ``generate_jets``) is
+    made under ``original/`` and converted, with a line saying so. Any other folder without data is left
+    to the launcher's error, which says how to get data. ``dry_run``: nothing is converted or made.
     """
     from partx.dataset_layouts import QUARKGLUON, TOPLANDSCAPE
     from partx.readers import quarkgluon, toplandscape
 
+    layout, reader = (QUARKGLUON, quarkgluon) if dataset == "quarkgluon" else (TOPLANDSCAPE, toplandscape)
     root = Path(datadir).expanduser()
-    default = Path(default_datadir)
     is_default = os.path.normpath(datadir) == os.path.normpath(default_datadir)
-    layout, reader, gen = ((QUARKGLUON, quarkgluon, "quarkgluon") if default.name == QUARKGLUON.name
-                           else (TOPLANDSCAPE, toplandscape, "toplandscape"))
     if converted(root, layout) or dry_run:
         return root
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     originals = reader.find_originals(root / ORIGINAL_SUBDIR) or reader.find_originals(root)
     if originals:
-        log(f"converting the {layout.name} originals in {root} to parquet (partx.readers.{reader.__name__.split('.')[-1]})")
+        log(f"converting the {layout.name} originals in {originals[0].parent} to parquet ({reader.__name__})")
         reader.convert_dir(originals[0].parent, root, log=log)
         return root
     if not is_default:
@@ -128,7 +139,7 @@ def launcher_data_dir(datadir: str, features: str, default_datadir: str, dry_run
     from partx.datagen import benchmarks
 
     log(f"no {layout.name} data in {datadir} (${layout.datadir_var}): generating a small set there "
-        f"(python -m partx.datagen {gen}; get real data with ./get_datasets.py {layout.name})")
-    benchmarks.generate(gen, root / ORIGINAL_SUBDIR, preset="tiny", progress=True)
+        f"(python -m partx.datagen {dataset} --preset tiny; get the real data with ./get_datasets.py {layout.name})")
+    benchmarks.generate(dataset, root / ORIGINAL_SUBDIR, generate_jets, preset="tiny", progress=True, log=log)
     reader.convert_dir(root / ORIGINAL_SUBDIR, root, log=log)
     return root
