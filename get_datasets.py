@@ -152,6 +152,10 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
         from partx.readers.trackml.datasets import prepare_local
 
         prepare_local(dsdir, args.sets, workers=args.workers, progress=not args.no_progress)
+    elif dl.resolve_dataset(args.dataset, registry).name == "Pileup":
+        from partx.readers.pileup.datasets import prepare_local as prepare_pileup
+
+        prepare_pileup(dsdir, progress=not args.no_progress)  # HEPT's data.pt -> processed/{train,val,test}
     if benchmark:
         _convert_originals(name, dsdir, required=False)
     return 0

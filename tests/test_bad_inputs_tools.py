@@ -216,7 +216,7 @@ def test_datagen_jetclass_output_is_a_file(out, needle, tmp_path, good_out, caps
 
 
 def test_datagen_unknown_command(capsys):
-    assert_user_error(_datagen(["pileup"], capsys), "invalid choice")
+    assert_user_error(_datagen(["higgs"], capsys), "invalid choice")
     assert_user_error(_datagen([], capsys), "required")
 
 

@@ -200,7 +200,10 @@ def test_validator_conventions(good_file, tmp_path):
     (["validate", "{tmp}/nothing"], "does not exist"),
     (["validate", "{tmp}", "--plot", "{tmp}"], "is a directory"),
     (["trackml"], "the following arguments are required: --out, --events"),
-    (["pileup"], "invalid choice: 'pileup'"),
+    (["pileup"], "the following arguments are required: --out, --events"),
+    (["pileup", "--out", "{tmp}/o", "--events", "2", "--mu", "-1"], "-1.0 is not a finite number >= 0"),
+    (["pileup", "--out", "{tmp}/afile", "--events", "2"], "exists and is not a directory"),
+    (["higgs"], "invalid choice: 'higgs'"),
 ])
 def test_cli_bad_arguments_one_line_exit_2(tmp_path, argv, message):
     import subprocess

@@ -100,3 +100,47 @@ def test_non_finite_loss_stops_training():
     with pytest.raises(NonFiniteLossError, match="step 1 of epoch 0"):
         get_train_fn(fake_config())(model, None, opt, None, batches, "cpu", epoch=0)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_seed_option_repeats_the_initialisation():
+    """``-o seed N``: the same N gives the same weights and LSH projections, another N other ones."""
+    get_model = tracking_network("hept", h_dim=16, n_layers=1, head_hidden=32)[0]
+
+    def state(seed):
+        return get_model(fake_config(), seed=seed)[0].state_dict()
+
+    a, b, c = state(3), state(3), state(4)
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    alpha = [k for k in a if k.endswith("alpha")]  # HEPT's frozen LSH projections follow the seed too
+    assert alpha and not any(torch.equal(a[k], c[k]) for k in alpha)
+    assert not torch.equal(a["encoder.encoder.0.weight"], c["encoder.encoder.0.weight"])
+
+
+def test_dbscan_eps_tuned_on_validation_of_the_best_epoch(tmp_path):
+    """Without ``-o dbscan_eps`` the validation tunes the radius and records it for the best epoch only (weaver's
+    rule: strictly higher metric); the test uses it. With the option given, the option wins and nothing is tuned."""
+    from partx.train import tracking as T
+
+    torch.manual_seed(0)
+    get_model, _, get_train_fn, get_evaluate_fn = tracking_network("hept", h_dim=16, n_layers=1, head_hidden=32)
+    cfg = fake_config()
+    model = get_model(cfg)[0]
+    loader = fake_batches()
+    train = get_train_fn(cfg)
+    for epoch in range(3):
+        train(model, None, torch.optim.Adam(model.parameters(), lr=3e-3), None, loader, "cpu", epoch=epoch)
+    args = SimpleNamespace(model_prefix=str(tmp_path / "net"), predict_output=str(tmp_path / "pred" / "p.parquet"))
+    evaluate = get_evaluate_fn(cfg)
+    acc = evaluate(model, loader, "cpu", epoch=0, extra_args={"args": args})
+    rec = json.loads((tmp_path / "net_dbscan_eps.json").read_text())
+    assert rec["epoch"] == 0 and rec["val_metric"] == acc and rec["eps"] in T.EPS_GRID
+    assert rec["dm_efficiency_by_eps"][str(rec["eps"])] == max(rec["dm_efficiency_by_eps"].values())
+    assert T.record_tuned_eps(args, 1, acc, [{}]) is None  # not better: the best epoch's radius stays
+    assert json.loads((tmp_path / "net_dbscan_eps.json").read_text())["epoch"] == 0
+    evaluate(model, loader, "cpu", epoch=None, for_training=False, extra_args={"args": args})
+    m = json.loads((tmp_path / "pred" / "p.metrics.json").read_text())
+    assert m["dbscan_eps"] == rec["eps"] and m["dbscan_eps_from"] == "validation"
+    get_evaluate_fn(cfg, dbscan_eps=0.37)(model, loader, "cpu", epoch=None, for_training=False, extra_args={"args": args})
+    m = json.loads((tmp_path / "pred" / "p.metrics.json").read_text())
+    assert m["dbscan_eps"] == 0.37 and m["dbscan_eps_from"] == "option"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m partx.datagen {jetclass,validate,trackml,trackml-summary} ...``.
+"""Command line: ``python -m partx.datagen {jetclass,validate,trackml,trackml-summary,pileup} ...``.
 
   python -m partx.datagen jetclass --out DIR [--jets-per-class N | --preset tiny|small] [--workers W]
          [--seed S] [--fast] [--no-detector] [--splits train,val,test] [--classes HToBB,TTBar,...]
@@ -6,6 +6,7 @@
   python -m partx.datagen trackml --out DIR --events N [--pileup MU] [--seed S] [--workers W] [--detectors FILE]
          [--noise-fraction F] [--first-event K]
   python -m partx.datagen trackml-summary DIR [--plot PATH.png]
+  python -m partx.datagen pileup --out DIR --events N [--mu 200] [--seed S] [--workers W] [--events-per-file K]
   python -m partx.datagen {quarkgluon,toplandscape} --out DIR [--jets N | --preset tiny|small] [--files F]
          [--workers W] [--seed S] [--fast] [--convert PARQUET_DIR]
 
@@ -170,9 +171,15 @@ def _add_benchmark(name: str, about: str):
     return add
 
 
+def _add_pileup(sub) -> None:
+    from partx.datagen.pileup.cli import add_pileup
+
+    add_pileup(sub)
+
+
 #: sub-command name -> function adding its parser (and ``func``) to the sub-parsers
 COMMANDS = {"jetclass": _add_jetclass, "validate": _add_validate, "trackml": _add_trackml,
-            "trackml-summary": _add_trackml_summary,
+            "trackml-summary": _add_trackml_summary, "pileup": _add_pileup,
             "quarkgluon": _add_benchmark("quarkgluon", "quark vs gluon jets, Z(->nunu)+jet, EnergyFlow's npz format"),
             "toplandscape": _add_benchmark("toplandscape", "top vs QCD jets, the top tagging landscape's HDF5 format")}
 

@@ -36,7 +36,9 @@ import tqdm
 from partx.cli import UserError
 from partx.losses.finite import NonFiniteLossError
 from partx.losses.infonce import add_random_pairs, batched_info_nce, hept_point_pairs, knn_point_pairs
-from partx.metrics.tracking import build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score
+from partx.metrics.tracking import (
+    build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score, tune_dbscan_eps,
+)
 
 try:  # log through weaver's logger when weaver runs us (its handlers print to the console and the log file)
     from weaver.utils.logger import _logger
@@ -218,8 +220,46 @@ def _predict_path(args) -> str | None:
     return out
 
 
-def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radius", dbscan_eps: float = 0.1, **loss_kw):
-    """weaver ``evaluate`` function: loss + HEPT's acc@k metrics; at test time also tracks and the JSON."""
+#: DBSCAN radii tried on the validation events (embedding units; InfoNCE's sigma is 0.75)
+EPS_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
+#: the radius used when none was tuned (no validation ran, e.g. ``--predict`` of a foreign checkpoint)
+DEFAULT_EPS = 0.1
+
+
+def _eps_file(args) -> Path | None:
+    prefix = getattr(args, "model_prefix", None) if args is not None else None
+    return Path(f"{prefix}_dbscan_eps.json") if prefix and not str(prefix).endswith(".onnx") else None
+
+
+def record_tuned_eps(args, epoch: int, metric: float, events: list[dict]) -> float | None:
+    """Tune the DBSCAN radius on this validation's events (DM efficiency, ``tune_dbscan_eps``) and keep it in
+    ``<model_prefix>_dbscan_eps.json`` when this epoch is the best so far by weaver's rule (validation metric
+    strictly higher than every earlier one), i.e. for the checkpoint weaver copies to ``_best_epoch_state.pt``."""
+    path = _eps_file(args)
+    if path is None or not events:
+        return None
+    old = json.loads(path.read_text()) if path.is_file() else None
+    if old is not None and not metric > old["val_metric"]:
+        return None
+    eps, scores = tune_dbscan_eps(events, EPS_GRID)
+    from partx.atomic import atomic_write
+
+    atomic_write(path, json.dumps({"epoch": epoch, "val_metric": metric, "eps": eps, "dm_efficiency_by_eps": scores}, indent=2) + "\n")
+    _logger.info("DBSCAN eps tuned on validation (epoch %d): %g (DM efficiency %.4f)", epoch, eps, scores[eps])
+    return eps
+
+
+def tuned_eps(args) -> float | None:
+    """The radius recorded for the best validation epoch, if any."""
+    path = _eps_file(args)
+    return float(json.loads(path.read_text())["eps"]) if path is not None and path.is_file() else None
+
+
+def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radius", dbscan_eps: float | None = None, **loss_kw):
+    """weaver ``evaluate`` function: loss + HEPT's acc@k metrics; at test time also tracks and the JSON.
+
+    DBSCAN radius: ``dbscan_eps`` if given (``-o dbscan_eps``); else the one tuned on the validation events
+    of the best epoch (``record_tuned_eps``); else ``DEFAULT_EPS``."""
     io = io or TrackingInputs()
 
     def evaluate(model, test_loader, dev, epoch, for_training=True, loss_func=None, steps_per_epoch=None, eval_metrics=None, tb_helper=None, extra_args=None):
@@ -241,12 +281,18 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
         metrics["loss"] = float(np.mean(losses)) if losses else math.nan
         _logger.info("Eval metrics: %s", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         main = metrics["accuracy@0.9"]
+        args = (extra_args or {}).get("args")
         if for_training:
+            if dbscan_eps is None:
+                record_tuned_eps(args, epoch, main, events)
             return main
-        phys, curves = test_physics(events, dbscan_eps)
+        eps, how = (dbscan_eps, "option") if dbscan_eps is not None else (tuned_eps(args), "validation")
+        if eps is None:
+            eps, how = DEFAULT_EPS, "default"
+        phys, curves = test_physics(events, eps)
         metrics.update(phys)
-        metrics.update(dbscan_eps=dbscan_eps, n_events=len(events), variant=variant)
-        out = _predict_path((extra_args or {}).get("args"))
+        metrics.update(dbscan_eps=eps, dbscan_eps_from=how, n_events=len(events), variant=variant)
+        out = _predict_path(args)
         if out:
             from partx.atomic import atomic_write
 
@@ -275,7 +321,16 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
 #: options weaver itself adds to ``get_model``'s keywords (``weaver/train.py`` ``model_setup``: --export-onnx,
 #: --use-amp, --compile): accepted and not used by the tracking encoders (weaver runs autocast itself)
 WEAVER_OPTIONS = ("for_inference", "use_amp", "compile_model")
-TRAIN_OPTIONS = ("loss_variant", "dbscan_eps", "random_frac", "radius", "max_neighbors", "knn_k", "tau", "sigma", "size")
+TRAIN_OPTIONS = ("loss_variant", "dbscan_eps", "random_frac", "radius", "max_neighbors", "knn_k", "tau", "sigma", "size", "seed")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (model initialisation, InfoNCE random pairs)."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 class TrackingWeaverModel(torch.nn.Module):
@@ -352,6 +407,10 @@ def tracking_network(model: str, size: str = "S", io: TrackingInputs | None = No
         from partx.models.tracking import tracking_config
 
         model_kw, opts = _split(check_options(dict(defaults, **kwargs)))
+        if "seed" in opts:  # a repeatable initialisation (weaver seeds nothing; its file order stays random)
+            seed = int(opts["seed"])
+            seed_everything(seed)
+            model_kw.setdefault("lsh_seed", seed)  # HEPT draws its LSH projections per run, too
         n_in = len(data_config.input_dicts[io.features])
         n_coords = len(data_config.input_dicts[io.points])
         cfg = tracking_config(model, opts.get("size", size), in_dim=n_in, coords_dim=n_coords, **model_kw)
@@ -374,6 +433,7 @@ def tracking_network(model: str, size: str = "S", io: TrackingInputs | None = No
 
     def get_evaluate_fn(data_config, **kwargs):
         opts = _split(check_options(dict(defaults, **kwargs)))[1]
-        return make_evaluate_fn(io, opts.get("loss_variant", "hept_radius"), dbscan_eps=float(opts.get("dbscan_eps", 0.1)), **_loss_kw(opts))
+        eps = float(opts["dbscan_eps"]) if "dbscan_eps" in opts else None
+        return make_evaluate_fn(io, opts.get("loss_variant", "hept_radius"), dbscan_eps=eps, **_loss_kw(opts))
 
     return get_model, get_loss, get_train_fn, get_evaluate_fn

@@ -84,6 +84,30 @@ def _pythia(settings: tuple[str, ...], cache: bool):
     return p
 
 
+def final_state(pythia, n: int) -> dict[str, np.ndarray]:
+    """Final-state particles (status > 0) of ``n`` collisions from ``pythia.nextBatch``, flattened.
+
+    Returns arrays ``coll`` (collision 0..n-1), ``index`` (position in its collision's event record),
+    ``status``, ``id``, ``px``, ``py``, ``pz``, ``e`` (GeV) and ``vx``, ``vy``, ``vz`` (production vertex, mm).
+    Shared by the TrackML and pileup generators.
+    """
+    prt = pythia.nextBatch(n).prt
+    nper = ak.to_numpy(ak.num(prt)).astype(np.int64)
+    f = {
+        "coll": np.repeat(np.arange(len(nper)), nper),
+        "status": ak.to_numpy(ak.flatten(prt.status)),
+        "id": ak.to_numpy(ak.flatten(prt.id)),
+        "px": ak.to_numpy(ak.flatten(prt.p.px)), "py": ak.to_numpy(ak.flatten(prt.p.py)),
+        "pz": ak.to_numpy(ak.flatten(prt.p.pz)), "e": ak.to_numpy(ak.flatten(prt.p.e)),
+        "vx": ak.to_numpy(ak.flatten(ak.fill_none(prt.vProd.px, 0.0))),
+        "vy": ak.to_numpy(ak.flatten(ak.fill_none(prt.vProd.py, 0.0))),
+        "vz": ak.to_numpy(ak.flatten(ak.fill_none(prt.vProd.pz, 0.0))),
+    }
+    f["index"] = np.arange(len(f["id"])) - np.repeat(np.cumsum(nper) - nper, nper)
+    keep = f["status"] > 0
+    return {k: v[keep] for k, v in f.items()}
+
+
 class EventSource:
     """tt̄ + Poisson(``pileup``) minimum bias, per event id.
 
@@ -110,21 +134,7 @@ class EventSource:
         return vals[inv]
 
     def _collisions(self, pythia, n: int) -> dict[str, np.ndarray]:
-        prt = pythia.nextBatch(n).prt
-        nper = ak.to_numpy(ak.num(prt)).astype(np.int64)
-        f = {
-            "coll": np.repeat(np.arange(len(nper)), nper),
-            "status": ak.to_numpy(ak.flatten(prt.status)),
-            "id": ak.to_numpy(ak.flatten(prt.id)),
-            "px": ak.to_numpy(ak.flatten(prt.p.px)), "py": ak.to_numpy(ak.flatten(prt.p.py)),
-            "pz": ak.to_numpy(ak.flatten(prt.p.pz)), "e": ak.to_numpy(ak.flatten(prt.p.e)),
-            "vx": ak.to_numpy(ak.flatten(ak.fill_none(prt.vProd.px, 0.0))),
-            "vy": ak.to_numpy(ak.flatten(ak.fill_none(prt.vProd.py, 0.0))),
-            "vz": ak.to_numpy(ak.flatten(ak.fill_none(prt.vProd.pz, 0.0))),
-        }
-        f["index"] = np.arange(len(f["id"])) - np.repeat(np.cumsum(nper) - nper, nper)
-        keep = f["status"] > 0
-        f = {k: v[keep] for k, v in f.items()}
+        f = final_state(pythia, n)
         f["q"] = self._charges(f["id"], pythia)
         pt = np.hypot(f["px"], f["py"])
         eta = np.arcsinh(np.divide(f["pz"], pt, out=np.zeros_like(pt), where=pt > 0))

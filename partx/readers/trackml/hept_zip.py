@@ -66,31 +66,36 @@ _shim.load = pickle.load
 _shim.__dict__.update({k: getattr(pickle, k) for k in ("UnpicklingError", "HIGHEST_PROTOCOL")})
 
 
-def _find_mapping(obj, depth: int = 0) -> dict | None:
-    """The attribute dict (name -> tensor) of an unpickled ``Data`` placeholder."""
+def _find_mapping(obj, depth: int = 0, marker: tuple[str, ...] = ("x", "particle_id")) -> dict | None:
+    """The attribute dict (name -> tensor) of an unpickled ``Data`` placeholder: the first dict holding
+    every ``marker`` attribute."""
     if depth > 6:
         return None
     if isinstance(obj, dict):
-        if "x" in obj and "particle_id" in obj:
+        if all(k in obj for k in marker):
             return obj
         for v in obj.values():
-            found = _find_mapping(v, depth + 1)
+            found = _find_mapping(v, depth + 1, marker)
             if found is not None:
                 return found
     if isinstance(obj, _Placeholder):
-        return _find_mapping(obj.__dict__.get("_state"), depth + 1) or _find_mapping(
-            {k: v for k, v in obj.__dict__.items() if k != "_state"}, depth + 1)
+        return _find_mapping(obj.__dict__.get("_state"), depth + 1, marker) or _find_mapping(
+            {k: v for k, v in obj.__dict__.items() if k != "_state"}, depth + 1, marker)
     if isinstance(obj, (tuple, list)):
         for v in obj:
-            found = _find_mapping(v, depth + 1)
+            found = _find_mapping(v, depth + 1, marker)
             if found is not None:
                 return found
     return None
 
 
-def load_hept_processed(path: str | os.PathLike) -> tuple[dict, dict, str]:
+def load_hept_processed(path: str | os.PathLike, keys: tuple[str, ...] = NODE_KEYS + GRAPH_KEYS,
+                        marker: tuple[str, ...] = ("x", "particle_id"), with_split: bool = False):
     """(attributes, slices, how) of a HEPT ``data-*.pt``: attribute tensors of all graphs concatenated,
-    graph boundaries per attribute, and "shim" or "torch_geometric" (which unpickler read it)."""
+    graph boundaries per attribute, and "shim" or "torch_geometric" (which unpickler read it).
+
+    ``keys``: attributes that must be present (default: the tracking ones); ``marker``: attributes that
+    identify the ``Data`` dict; ``with_split``: also return HEPT's stored ``idx_split`` (4th item)."""
     import torch
 
     path = Path(path)
@@ -115,12 +120,14 @@ def load_hept_processed(path: str | os.PathLike) -> tuple[dict, dict, str]:
     if not (isinstance(obj, tuple) and len(obj) >= 2):
         raise HEPTFileError(f"{path}: expected (data, slices, idx_split) as HEPT's Tracking.process saves it")
     data, slices = obj[0], obj[1]
-    mapping = _find_mapping(data) if how == "shim" else dict(data._store._mapping if hasattr(data, "_store") else data)
+    mapping = _find_mapping(data, marker=marker) if how == "shim" else dict(data._store._mapping if hasattr(data, "_store") else data)
     if mapping is None:
-        raise HEPTFileError(f"{path}: no graph attributes (x, particle_id) found in the stored Data object")
-    missing = [k for k in NODE_KEYS + GRAPH_KEYS if k not in mapping or k not in slices]
+        raise HEPTFileError(f"{path}: no graph attributes ({', '.join(marker)}) found in the stored Data object")
+    missing = [k for k in keys if k not in mapping or k not in slices]
     if missing:
         raise HEPTFileError(f"{path}: missing attribute(s) {', '.join(missing)}")
+    if with_split:
+        return mapping, dict(slices), how, (obj[2] if len(obj) > 2 else None)
     return mapping, dict(slices), how
 
 
@@ -159,15 +166,17 @@ def _particle_index(rows: list[dict]) -> None:
         r["hit_particle_index"] = np.where(p > 0, np.searchsorted(nz, p) + 1, 0)
 
 
-def extract_pt(source: str | os.PathLike, workdir: str | os.PathLike) -> Path:
-    """The ``data-*.pt`` of a HEPT zip (extracted into ``workdir``), of a folder, or the file itself."""
+def extract_pt(source: str | os.PathLike, workdir: str | os.PathLike, pattern: str = "data-*.pt") -> Path:
+    """The ``data-*.pt`` (``pattern``) of a HEPT zip (extracted into ``workdir``), of a folder, or the file itself."""
+    import fnmatch
+
     src = Path(source)
     if src.is_file() and src.suffix == ".pt":
         return src
     if src.is_dir():
-        found = sorted(src.rglob("data-*.pt"))
+        found = sorted(src.rglob(pattern))
         if not found:
-            raise HEPTFileError(f"{src} holds no HEPT data-*.pt file")
+            raise HEPTFileError(f"{src} holds no HEPT {pattern} file")
         return found[0]
     if not src.is_file():
         raise HEPTFileError(f"{src} does not exist")
@@ -176,9 +185,9 @@ def extract_pt(source: str | os.PathLike, workdir: str | os.PathLike) -> Path:
     except (zipfile.BadZipFile, OSError) as err:
         raise HEPTFileError(f"{src} is not a readable zip file: {err}") from None
     with z:
-        names = [n for n in z.namelist() if Path(n).name.startswith("data-") and n.endswith(".pt")]
+        names = [n for n in z.namelist() if fnmatch.fnmatch(Path(n).name, pattern)]
         if not names:
-            raise HEPTFileError(f"{src} holds no data-*.pt (is it HEPT's tracking-*-processed.zip?)")
+            raise HEPTFileError(f"{src} holds no {pattern} (is it HEPT's *-processed.zip?)")
         target = Path(workdir) / Path(names[0]).name
         if not target.exists() or target.stat().st_size != z.getinfo(names[0]).file_size:
             tmp = target.with_name("." + target.name + ".part")
