@@ -5,6 +5,7 @@
     ./get_datasets.py JetClass --subsets val test      # skip the 100M-jet training set
     ./get_datasets.py --list                           # files, URLs and md5 sums
     ./get_datasets.py models                           # the official ParT / ParticleNet JetClass weights
+    ./get_datasets.py QuarkGluon --subsets original    # the public originals, converted here (also TopLandscape)
 
 Downloads resume (re-run the same command after an interruption or Ctrl-C), every file with a
 known md5 is verified before it is used, archives are unpacked safely, and
@@ -84,7 +85,8 @@ def build_parser(registry: Mapping[str, dl.DatasetSpec]) -> argparse.ArgumentPar
                                         "detectors.zip) are unpacked, verified and preprocessed; HEPT's files "
                                         "are converted to the same ROOT layout (docs/trackml_data.md)")
     t.add_argument("--local-only", action="store_true",
-                   help="TrackML: download nothing, only unpack / verify / preprocess local files")
+                   help="TrackML: download nothing, only unpack / verify / preprocess local files; QuarkGluon / "
+                        "TopLandscape: download nothing, convert the originals in DATA_DIR/<name>/original")
     t.add_argument("--sets", type=csv_list, default=["full", "6k"],
                    help="TrackML sets to build from raw events (full,20k,15k,10k,6k,3k; default: full,6k)")
     t.add_argument("--workers", type=positive_int, default=1, help="TrackML preprocessing processes")
@@ -113,9 +115,11 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
         raise UserError(f"{parser.prog}: name a dataset: {', '.join(registry)} (see --help)")
     if args.dataset.lower() == "models":
         return _official_models(args)
-    trackml = dl.resolve_dataset(args.dataset, registry).name == "TrackML"
-    if args.local_only and not trackml:
-        raise UserError(f"{parser.prog}: --local-only applies to TrackML only")
+    name = dl.resolve_dataset(args.dataset, registry).name
+    trackml = name == "TrackML"
+    benchmark = name in _BENCHMARK_READERS
+    if args.local_only and not (trackml or benchmark):
+        raise UserError(f"{parser.prog}: --local-only applies to TrackML, QuarkGluon and TopLandscape only")
     if trackml:
         from partx.readers.trackml.sectors import SETS
 
@@ -124,7 +128,7 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
             raise UserError(f"{parser.prog}: unknown TrackML set(s) {', '.join(unknown) or '(none)'}; "
                             f"choose from {', '.join(SETS)}")
     if args.local_only:
-        return _trackml_local(args, registry)
+        return _benchmark_local(args, registry, name) if benchmark else _trackml_local(args, registry)
     try:
         dsdir = dl.fetch_dataset(
             args.dataset,
@@ -156,6 +160,42 @@ def main(argv: list[str] | None = None, registry: Mapping[str, dl.DatasetSpec] |
         from partx.readers.pileup.datasets import prepare_local as prepare_pileup
 
         prepare_pileup(dsdir, progress=not args.no_progress)  # HEPT's data.pt -> processed/{train,val,test}
+    if benchmark:
+        _convert_originals(name, dsdir, required=False)
+    return 0
+
+
+#: datasets whose public originals partx converts (partx.readers.<module>) after download
+_BENCHMARK_READERS = {"QuarkGluon": "quarkgluon", "TopLandscape": "toplandscape"}
+
+
+def _convert_originals(name: str, dsdir: Path, required: bool) -> None:
+    """Convert DATA_DIR/<name>/original (downloaded with ``--subsets original``) into the parquet files."""
+    import importlib
+
+    from partx.readers.jet_benchmarks import ORIGINAL_SUBDIR
+
+    reader = importlib.import_module(f"partx.readers.{_BENCHMARK_READERS[name]}")
+    src = Path(dsdir) / ORIGINAL_SUBDIR
+    if not reader.find_originals(src):
+        if required:
+            raise UserError(f"no {name} originals in {src}: download them with ./get_datasets.py {name} --subsets original, "
+                            f"or copy them there")
+        return
+    print(f"converting the {name} originals in {src} -> {dsdir}")
+    reader.convert_dir(src, dsdir)
+
+
+def _benchmark_local(args: argparse.Namespace, registry: Mapping[str, dl.DatasetSpec], name: str) -> int:
+    """``get_datasets.py QuarkGluon|TopLandscape --local-only``: convert local originals, record env.sh."""
+    spec = dl.resolve_dataset(name, registry)
+    if not args.no_env:
+        writable_file(os.path.realpath(args.envfile), "env file")
+    dsdir = writable_dir(Path(args.basedir).expanduser().resolve() / spec.name, "data directory")
+    _convert_originals(name, dsdir, required=True)
+    if not args.no_env:
+        dl.update_env_file(args.envfile, spec.variable, str(dsdir))
+        print(f"Updated {args.envfile}: export {spec.variable}={dsdir}")
     return 0
 
 

@@ -17,7 +17,9 @@ class DatasetLayout:
     """Files ``{datadir}/{sample}/{split}/{group}_*.{ext}``, one weaver ``group:glob`` per group.
 
     ``groups`` empty: each split is one unnamed glob ``{split}/*.{ext}``. ``val`` None: no validation
-    files (weaver splits the training files itself, ``--train-val-split``).
+    files (weaver splits the training files itself, ``--train-val-split``). ``flat``: the splits are
+    file-name globs in the data directory itself, ``{datadir}/{split}.{ext}`` (QuarkGluon's
+    ``train_file_*.parquet``, as the official scripts read them).
     """
 
     name: str                          # JetClass: directory names, log/checkpoint tags
@@ -43,6 +45,9 @@ class DatasetLayout:
     dataopts: str = "--num-workers 2 --fetch-step 0.01"   # weaver loading options (DATAOPTS default)
     predict_output: str = "pred.root"   # weaver --predict-output (its extension picks ROOT or parquet)
     find_data: str = ""   # "module:function(datadir, features, default, dry_run) -> datadir" when data may be made on demand
+    flat: bool = False
+    weight_decay: bool = False   # give models their registry weight_decay (official QG/TL scripts: ParT 0.01)
+    pretrained: tuple[tuple[str, str], ...] = ()   # FEATURES -> JetClass feature set of the checkpoint -FineTune starts from
 
     @property
     def sample_tag(self) -> str:
@@ -61,6 +66,8 @@ class DatasetLayout:
         return "/".join(p for p in (datadir.rstrip("/"), self.sample, split) if p)
 
     def split_glob(self, datadir: str, split: str) -> str:
+        if self.flat:
+            return "/".join(p for p in (datadir.rstrip("/"), self.sample, f"{split}.{self.ext}") if p)
         return f"{self.split_dir(datadir, split)}/*.{self.ext}"
 
     def group_glob(self, datadir: str, split: str, group: str) -> str:
@@ -110,4 +117,33 @@ PILEUP = DatasetLayout(
     find_data="partx.readers.pileup.datasets:launcher_data_dir",
 )
 
-LAYOUTS = {layout.family: layout for layout in (JETCLASS, TRACKML, PILEUP)}
+#: Quark-gluon (Komiske, Metodiev, Thaler; EnergyFlow's Pythia set) converted to parquet
+#: (partx.readers.quarkgluon), as the official train_QuarkGluon.sh: no validation files (weaver keeps
+#: 1/9 of the training jets), 20 epochs of 1.6M jets, the whole set in memory. ``kinpidplus`` starts
+#: from the ``kinpid`` JetClass checkpoint.
+QUARKGLUON = DatasetLayout(
+    name="QuarkGluon", family="quarkgluon", datadir_var="DATADIR_QuarkGluon", default_datadir="./datasets/QuarkGluon",
+    flat=True, train="train_file_*", val=None, test="test_file_*", ext="parquet",
+    data_config="data/QuarkGluon/qg_{features}.yaml", features=("kin", "kinpid", "kinpidplus"), default_features="kinpid",
+    generate_hint="python -m partx.datagen quarkgluon --out ./datasets/QuarkGluon (made on first use when "
+                  "$DATADIR_QuarkGluon is the default and empty)",
+    epochs=20, samples_per_epoch=1_600_000, samples_per_epoch_val=200_000,
+    dataopts="--num-workers 1 --fetch-step 1 --in-memory --train-val-split 0.8889",
+    find_data="partx.readers.jet_benchmarks:quarkgluon_data_dir", weight_decay=True,
+    pretrained=(("kin", "kin"), ("kinpid", "kinpid"), ("kinpidplus", "kinpid")),
+)
+
+#: Top tagging landscape (Kasieczka et al.) converted to parquet (partx.readers.toplandscape), as the
+#: official train_TopLandscape.sh: one train / val / test file, 20 epochs of 2400 x 512 jets.
+TOPLANDSCAPE = DatasetLayout(
+    name="TopLandscape", family="topland", datadir_var="DATADIR_TopLandscape", default_datadir="./datasets/TopLandscape",
+    flat=True, train="train_file", val="val_file", test="test_file", ext="parquet",
+    data_config="data/TopLandscape/top_{features}.yaml", features=("kin",), default_features="kin",
+    generate_hint="python -m partx.datagen toplandscape --out ./datasets/TopLandscape (made on first use when "
+                  "$DATADIR_TopLandscape is the default and empty)",
+    epochs=20, samples_per_epoch=2400 * 512, samples_per_epoch_val=800 * 512,
+    dataopts="--num-workers 1 --fetch-step 1 --in-memory",
+    find_data="partx.readers.jet_benchmarks:toplandscape_data_dir", weight_decay=True, pretrained=(("kin", "kin"),),
+)
+
+LAYOUTS = {layout.family: layout for layout in (JETCLASS, TRACKML, PILEUP, QUARKGLUON, TOPLANDSCAPE)}

@@ -11,7 +11,9 @@ BATCH_SIZE, DATAOPTS (weaver loading options), GPUS (weaver --gpus; default 0 wi
 = CPU), DDP_NGPUS (processes, through partx.ddp), COMMENT (run-name suffix), SKIP_PREFLIGHT=1,
 DRY_RUN=1 (print the weaver command, run nothing), PREFLIGHT_MODE=auto|full|sample (partx.preflight),
 RESUME=<run folder> (continue an interrupted training from its last complete epoch: give no other
-arguments; NUM_EPOCHS may be raised). Arguments after FEATURES go to weaver last, so any weaver option
+arguments; NUM_EPOCHS may be raised), PRETRAINED=<JetClass checkpoint> (the ``MODEL-FineTune``
+entries of QuarkGluon / TopLandscape; default models/<MODEL>_<kin|kinpid>.pt when it exists; see
+partx.finetune). Arguments after FEATURES go to weaver last, so any weaver option
 given again wins (argparse keeps the last); ``--force`` (partx's, not weaver's) allows writing into a
 folder that already holds a training or predictions.
 
@@ -73,6 +75,7 @@ class Knobs:
     preflight_mode: str
     dry_run: bool
     checks: tuple = ()  # (data config, file patterns, test only) for partx.preflight
+    pretrained: tuple = ()  # (checkpoint, network, options, data config, head regex) for partx.finetune
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], layout: DatasetLayout, entry: registry.ModelEntry,
@@ -160,6 +163,8 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
         raise LaunchError(f"data config {data_config} is missing (run from the repository root)")
     knobs = Knobs.from_env(env, layout, entry, has_cuda)
     predict = "--predict" in extra
+    finetune = _finetune_options(layout, entry, features, extra, env) if entry.finetune and not predict else []
+    decay = ["--optimizer-option", "weight_decay", repr(entry.weight_decay)] if layout.weight_decay and entry.weight_decay else []
 
     datadir = env.get(layout.datadir_var) or layout.default_datadir
     if layout.find_data:  # data made or converted on demand (TrackML: the generated default)
@@ -198,6 +203,10 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
 
     patterns = [p for _, p in test] + ([] if predict else [p for _, p in train] + ([val] if val else []))
     knobs = dataclasses.replace(knobs, checks=(data_config, patterns, predict))
+    if finetune:
+        options = {**entry.options, **_network_options(extra)}  # the model weaver builds: -o given last win
+        knobs = dataclasses.replace(knobs, pretrained=(_option(finetune + extra, "--load-model-weights"), str(network),
+                                                       options, data_config, entry.head))
     if knobs.nproc > 1:
         backend = "nccl" if has_cuda and knobs.gpus else "gloo"
         prefix = [python, "-m", "partx.ddp", "--nproc", str(knobs.nproc), "--backend", backend]
@@ -219,9 +228,36 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
         "--num-epochs", str(knobs.epochs), "--gpus", knobs.gpus, "--optimizer", layout.optimizer,
         "--log", f"logs/{layout.name}_{tag}_{{auto}}{suffix}.log", "--predict-output", layout.predict_output,
         "--tensorboard", f"{layout.name}_{tag}{suffix}",
+        *decay, *finetune,
         *extra,
     ]
     return cmd, knobs
+
+
+def _finetune_options(layout: DatasetLayout, entry: registry.ModelEntry, features: str, extra: list[str],
+                      env: Mapping[str, str]) -> list[str]:
+    """weaver options of a ``-FineTune`` entry: the checkpoint (PRETRAINED, ``--load-model-weights`` among the
+    extra arguments, or models/<MODEL>_<features>.pt), the head left out of loading and trained 50x faster."""
+    base = entry.name.removesuffix(registry.FINETUNE_SUFFIX)
+    jetclass_features = dict(layout.pretrained).get(features, features)
+    given = _option(extra, "--load-model-weights")
+    path = given or env.get("PRETRAINED") or f"models/{base}_{jetclass_features}.pt"  # weaver args win, as everywhere
+    if not Path(path).is_file():
+        how = "--load-model-weights" if given else ("PRETRAINED" if env.get("PRETRAINED") else "the default")
+        raise LaunchError(f"{entry.name} starts from a JetClass checkpoint of {base} trained with the "
+                          f"'{jetclass_features}' features, but {path} ({how}) does not exist: set PRETRAINED=<run>/net_best_epoch_state.pt "
+                          f"(e.g. from ./train_JetClass.sh {base} {jetclass_features})")
+    head = entry.head
+    lr_mult = repr((head, registry.FINETUNE_HEAD_LR_MULT))
+    out = ["--exclude-model-weights", head, "--optimizer-option", "lr_mult", lr_mult, "--lr-scheduler", "none"]
+    return [*([] if given else ["--load-model-weights", path]), *out]
+
+
+def check_pretrained(path: str, network: str, options: dict, data_config: str, head: str) -> None:
+    """partx.finetune: which pretrained weights the model takes (summary line + lists), before weaver starts."""
+    from partx.finetune import check_pretrained as check
+
+    check(path, network, options, data_config, head, log=lambda m: print(m, flush=True))
 
 
 def preflight(data_config: str, patterns: list[str], test_only: bool, mode: str) -> None:
@@ -272,6 +308,8 @@ def launch(layout: DatasetLayout, args: list[str], env: Mapping[str, str], has_c
                 plan.cmd, "--predict-output", _option(weaver_args, "--predict-output"))
             print(shlex.join(shown))
             return 0
+        if knobs.pretrained:
+            check_pretrained(*knobs.pretrained)
         if knobs.preflight:
             preflight(*knobs.checks, mode=knobs.preflight_mode)
         record = {"script": layout.script, "argv": args, "runner": cmd[1:runner_len],
@@ -300,6 +338,20 @@ def launch(layout: DatasetLayout, args: list[str], env: Mapping[str, str], has_c
         names = ", ".join(p.name for p in written[:3]) + (f", ... ({len(written)} files)" if len(written) > 3 else "")
         print(f"predictions in {written[0].parent}: {names}", flush=True)
     return 0
+
+
+def _network_options(args: list[str]) -> dict:
+    """weaver ``-o KEY VALUE`` / ``--network-option KEY VALUE`` pairs, literal-evaluated as weaver does."""
+    import ast
+
+    out = {}
+    for i, a in enumerate(args[:-2]):
+        if a in ("-o", "--network-option"):
+            try:
+                out[args[i + 1]] = ast.literal_eval(args[i + 2])
+            except (ValueError, SyntaxError):
+                raise LaunchError(f"network option {args[i + 1]}: {args[i + 2]!r} is not a Python literal") from None
+    return out
 
 
 def _option(args: list[str], flag: str) -> str | None:

@@ -22,6 +22,7 @@ network files; ``networks_dir`` then raises and names the variable to set.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,15 @@ from typing import Any
 
 #: dataset families a model can be registered for; each has its own train_*.sh (see partx.launcher)
 DATASET_FAMILIES = ("jetclass", "quarkgluon", "topland", "trackml", "pileup")
+
+#: jet-tagging families: same weaver inputs (pf_points, pf_features, pf_vectors, pf_mask), so every
+#: model registered for "jetclass" trains on all of them; the others also get ``<name>-FineTune``.
+JET_FAMILIES = ("jetclass", "quarkgluon", "topland")
+FINETUNE_SUFFIX = "-FineTune"
+#: fine-tuning as the official ParT train_QuarkGluon.sh / train_TopLandscape.sh: start lr /10 (ParT 1e-4,
+#: ParticleNet 1e-3), the new head's lr x50 (weaver ``--optimizer-option lr_mult``), no lr schedule
+FINETUNE_LR_DIVISOR = 10
+FINETUNE_HEAD_LR_MULT = 50
 
 
 class RegistryError(ValueError):
@@ -44,6 +54,12 @@ class ModelEntry:
     ``needs_max_len``: its ``get_model`` takes ``max_len`` (a parameterisation fixed to the input
     length: Linformer's projections, Reformer's bucket count), so tools that vary N must pass it.
     ``amp``: train with ``--use-amp`` on GPU (the attention models, as in the official scripts).
+    ``head``: regex (``re.match``, weaver's convention) of the classification head's parameter names,
+    the only weights whose shape depends on the number of classes; fine-tuning re-initialises them
+    (tests/test_quarkgluon_toplandscape.py checks it against the built models).
+    ``weight_decay``: AdamW-style decay the official QuarkGluon / TopLandscape scripts give ParT (0.01);
+    applied on the layouts that ask for it (not JetClass, whose official script has none).
+    ``finetune``: a ``<name>-FineTune`` entry: starts from a JetClass checkpoint (PRETRAINED=).
     """
 
     name: str
@@ -55,6 +71,9 @@ class ModelEntry:
     options: Mapping[str, Any] = field(default_factory=dict)
     amp: bool = False
     needs_max_len: bool = False
+    head: str = r"mod\.fc\."
+    weight_decay: float = 0.0
+    finetune: bool = False
 
     def __post_init__(self):
         if self.dataset not in DATASET_FAMILIES:
@@ -71,7 +90,7 @@ class ModelEntry:
         return [a for k, v in self.options.items() for a in ("-o", k, repr(v))]
 
 
-_PART = dict(batch_size=512, lr=1e-3)
+_PART = dict(batch_size=512, lr=1e-3, weight_decay=0.01)
 _TRACK = dict(batch_size=4, lr=1e-3)
 _PART_NET = "example_ParticleTransformer.py"
 
@@ -94,9 +113,12 @@ _ENTRIES = (
                "LSH attention (buckets of 16, 2 rounds), U gathered for the computed pairs",
                needs_max_len=True, **_PART),
     ModelEntry("MambaParT", "example_MambaParT.py", "bidirectional Mamba over pT-ordered particles (no U)", **_PART),
-    ModelEntry("PN", "example_ParticleNet.py", "ParticleNet (weaver-core's model)", batch_size=512, lr=1e-2),
-    ModelEntry("PFN", "example_PFN.py", "Particle Flow Network (Deep Sets)", batch_size=4096, lr=2e-2),
-    ModelEntry("PCNN", "example_PCNN.py", "P-CNN, 1D residual CNN over pT-ordered particles", batch_size=4096, lr=2e-2),
+    ModelEntry("PN", "example_ParticleNet.py", "ParticleNet (weaver-core's model)", batch_size=512, lr=1e-2,
+               head=r"mod\.fc\.1\."),  # the last Linear only, as the official PN fine-tuning (fc_out)
+    ModelEntry("PFN", "example_PFN.py", "Particle Flow Network (Deep Sets)", batch_size=4096, lr=2e-2,
+               head=r"mod\.f\.6\."),
+    ModelEntry("PCNN", "example_PCNN.py", "P-CNN, 1D residual CNN over pT-ordered particles", batch_size=4096, lr=2e-2,
+               head=r"mod\.head\.3\."),
     # TrackML (per-hit embeddings, InfoNCE; size S by default, -o size M|L): HEPT's tracking config uses
     # Adam at lr 1e-3 (batch 1); partx trains batches of several events or sectors.
     ModelEntry("HEPT", "example_HEPT.py", "HEPT: E2LSH (OR & AND) block attention with an RBF kernel",
@@ -132,15 +154,40 @@ for _e in _ENTRIES:
 MODELS: Mapping[str, ModelEntry] = MappingProxyType(_FIRST)
 
 
+def _trains_on(entry: ModelEntry, dataset: str) -> bool:
+    return entry.dataset == dataset or (entry.dataset == "jetclass" and dataset in JET_FAMILIES)
+
+
 def names(dataset: str | None = None) -> list[str]:
-    """Registered names, in registry order, each once; only those of ``dataset`` if given."""
-    return list(dict.fromkeys(e.name for e in _ENTRIES if dataset is None or e.dataset == dataset))
+    """Registered names, in registry order, each once; only those that train on ``dataset`` if given (on
+    QuarkGluon / TopLandscape: every jet model, then its ``-FineTune`` variant)."""
+    if dataset is None:
+        return list(MODELS)
+    own = list(dict.fromkeys(e.name for e in _ENTRIES if _trains_on(e, dataset)))
+    if dataset in JET_FAMILIES and dataset != "jetclass":
+        own += [n + FINETUNE_SUFFIX for n in own if _BY_KEY.get(("jetclass", n)) is not None]
+    return own
+
+
+def finetune_entry(base: ModelEntry) -> ModelEntry:
+    """``<base>-FineTune``: the same network and options, lr / FINETUNE_LR_DIVISOR, loads a checkpoint."""
+    return dataclasses.replace(base, name=base.name + FINETUNE_SUFFIX, lr=base.lr / FINETUNE_LR_DIVISOR,
+                               about=f"{base.name} fine-tuned from a JetClass checkpoint", finetune=True)
 
 
 def get(name: str, dataset: str | None = None) -> ModelEntry:
-    """The entry for ``name`` in ``dataset`` (or the name's first registration when ``dataset`` is None);
-    RegistryError naming the choices if unknown (or not registered for that dataset)."""
-    entry = MODELS.get(name) if dataset is None else _BY_KEY.get((dataset, name))
+    """The entry for ``name`` in ``dataset`` (the name's first registration when ``dataset`` is None; a
+    JetClass model also trains on QuarkGluon / TopLandscape, and ``<name>-FineTune`` there); RegistryError
+    naming the choices if unknown (or not registered for that dataset)."""
+    if dataset is None:
+        entry = MODELS.get(name)
+    else:
+        entry = _BY_KEY.get((dataset, name))
+        if entry is None and dataset in JET_FAMILIES:
+            entry = _BY_KEY.get(("jetclass", name))
+            if entry is None and dataset != "jetclass" and name.endswith(FINETUNE_SUFFIX):
+                base = _BY_KEY.get(("jetclass", name[: -len(FINETUNE_SUFFIX)]))
+                entry = finetune_entry(base) if base is not None else None
     if entry is None:
         raise RegistryError(f"invalid model {name!r}: choose one of {' '.join(names(dataset))}")
     return entry

@@ -7,6 +7,8 @@
          [--noise-fraction F] [--first-event K]
   python -m partx.datagen trackml-summary DIR [--plot PATH.png]
   python -m partx.datagen pileup --out DIR --events N [--mu 200] [--seed S] [--workers W] [--events-per-file K]
+  python -m partx.datagen {quarkgluon,toplandscape} --out DIR [--jets N | --preset tiny|small] [--files F]
+         [--workers W] [--seed S] [--fast] [--convert PARQUET_DIR]
 
 Each sub-command is one entry of ``COMMANDS`` below (name -> parser builder); a new dataset's generator
 (TrackML, pileup) adds its entry there. This file stays import-light: Pythia / fastjet load only when
@@ -122,6 +124,53 @@ def _add_trackml_summary(sub) -> None:
     add_summary(sub)
 
 
+def _benchmark(args) -> int:
+    from partx.datagen import benchmarks
+    from partx.datagen.jetclass import GenerationMismatch
+
+    writable_dir(args.out)
+    t0 = time.perf_counter()
+    try:
+        paths = benchmarks.generate(args.cmd, args.out, args.jets, preset=args.preset or "tiny", seed=args.seed,
+                                    files=args.files, workers=args.workers, fast=args.fast, progress=not args.quiet)
+    except GenerationMismatch as err:
+        raise UserError(str(err)) from None
+    print(f"{len(paths)} files under {args.out} ({args.cmd} original format) in {time.perf_counter() - t0:.1f} s")
+    if args.convert:
+        from partx.readers import quarkgluon, toplandscape
+
+        (quarkgluon if args.cmd == "quarkgluon" else toplandscape).convert_dir(args.out, args.convert)
+    return 0
+
+
+def _add_benchmark(name: str, about: str):
+    def add(sub) -> None:
+        from partx.datagen.benchmarks import PRESETS, QG_FILES
+
+        b = sub.add_parser(name, help=about)
+        b.add_argument("--out", required=True, help="output directory for the original-format files")
+        b.add_argument("--jets", type=positive_int, default=None,
+                       help=("jets in all files together" if name == "quarkgluon" else
+                             "training jets (val and test get a third each)") + "; overrides --preset")
+        b.add_argument("--preset", choices=tuple(PRESETS), default=None,
+                       help=", ".join(f"{k}: {v} jets" for k, v in PRESETS.items()) + " (default tiny)")
+        if name == "quarkgluon":
+            b.add_argument("--files", type=positive_int, default=None,
+                           help=f"number of QG_jets*.npz files (default {QG_FILES['tiny']} for the presets; "
+                                "the conversion trains on the first 90%%)")
+        else:
+            b.set_defaults(files=None)
+        b.add_argument("--workers", type=positive_int, default=1, help="parallel processes over files")
+        b.add_argument("--seed", type=non_negative_int, default=0, help="random seed (>= 0; default 0)")
+        b.add_argument("--fast", action="store_true", help="switch multi-parton interactions off (quarkgluon)")
+        b.add_argument("--convert", default=None, metavar="DIR",
+                       help="also convert to the parquet files of the data configs in DIR (the DATADIR)")
+        b.add_argument("--quiet", action="store_true", help="no progress bar")
+        b.set_defaults(func=_benchmark)
+
+    return add
+
+
 def _add_pileup(sub) -> None:
     from partx.datagen.pileup.cli import add_pileup
 
@@ -130,7 +179,9 @@ def _add_pileup(sub) -> None:
 
 #: sub-command name -> function adding its parser (and ``func``) to the sub-parsers
 COMMANDS = {"jetclass": _add_jetclass, "validate": _add_validate, "trackml": _add_trackml,
-            "trackml-summary": _add_trackml_summary, "pileup": _add_pileup}
+            "trackml-summary": _add_trackml_summary, "pileup": _add_pileup,
+            "quarkgluon": _add_benchmark("quarkgluon", "quark vs gluon jets, Z(->nunu)+jet, EnergyFlow's npz format"),
+            "toplandscape": _add_benchmark("toplandscape", "top vs QCD jets, the top tagging landscape's HDF5 format")}
 
 
 def build_parser() -> ArgumentParser:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from partx.datagen.processes import PROCESSES, pythia_settings
+from partx.datagen.processes import process, pythia_settings
 
 NEUTRINO_IDS = (12, 14, 16)
 #: resonances that are expanded further when they appear among decay products
@@ -65,7 +65,7 @@ class EventSource:
         import pythia8mc  # imported lazily: only generation needs it
 
         self.stem = stem
-        self.proc = PROCESSES[stem]
+        self.proc = process(stem)
         self.pythia = pythia8mc.Pythia("", False)
         for s in pythia_settings(stem, variant, seed % MAX_PYTHIA_SEED, fast=fast):
             if not self.pythia.readString(s):

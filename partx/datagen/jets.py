@@ -25,14 +25,17 @@ def delta_r(eta1, phi1, eta2, phi2):
     return np.hypot(np.asarray(eta1) - np.asarray(eta2), delta_phi(phi1, phi2))
 
 
-def _cluster(c: Candidates, n_events: int):
-    """anti-kT jets with pT > PT_MIN - 50 GeV per event: (jets record array, constituent indices)."""
+def _cluster(c: Candidates, n_events: int, r: float = JET_R, min_pt: float = PT_MIN - 50.0):
+    """anti-kT jets of radius ``r`` with pT > ``min_pt`` per event: (jets record array, constituent indices).
+
+    ``c``: anything with flat ``px, py, pz, e`` and an event index ``evt`` sorted ascending (Candidates, Batch).
+    """
     import fastjet
 
     counts = np.bincount(c.evt, minlength=n_events)
     arr = ak.unflatten(ak.zip({"px": c.px, "py": c.py, "pz": c.pz, "E": c.e}), counts)
-    cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R))
-    return cs.inclusive_jets(min_pt=PT_MIN - 50.0), cs.constituent_index(min_pt=PT_MIN - 50.0)
+    cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.antikt_algorithm, r))
+    return cs.inclusive_jets(min_pt=min_pt), cs.constituent_index(min_pt=min_pt)
 
 
 def select_jets(c: Candidates, batch, *, qcd: bool) -> list[dict]:

@@ -66,6 +66,8 @@ class Process:
     #: required decay of the W bosons inside the matched object: "had", "lep", "one_lep" or "" (n/a)
     w_decay: str = ""
     notes: str = ""
+    #: beam / phase-space settings (the benchmark generators of partx.datagen.benchmarks use their own)
+    common: tuple[str, ...] = COMMON
 
 
 PROCESSES: dict[str, Process] = {
@@ -104,10 +106,39 @@ PROCESSES: dict[str, Process] = {
 }
 
 
+def _benchmark_common(ecm: float, pthat: tuple[float, float]) -> tuple[str, ...]:
+    return (f"Beams:eCM = {ecm:.1f}", f"PhaseSpace:pTHatMin = {pthat[0]:.1f}", f"PhaseSpace:pTHatMax = {pthat[1]:.1f}",
+            *QUIET_STABLE)
+
+
+#: The public jet-tagging benchmarks (partx.datagen.benchmarks), 14 TeV as both originals:
+#:   * quark-gluon (EnergyFlow's Pythia set, arXiv:1810.05165): Z(->nu nu) + g (qqbar -> Z g) and
+#:     Z(->nu nu) + light quark (q g -> Z q; the generator keeps u, d, s jets); jets 500-550 GeV, so
+#:     pT-hat 400-700 GeV;
+#:   * top tagging landscape (arXiv:1902.09914): all-hadronic ttbar against QCD dijets (HardQCD:all),
+#:     no MPI (as the original), jets 550-650 GeV, so pT-hat 450-750 GeV.
+_QG_COMMON = _benchmark_common(14000.0, (400.0, 700.0))
+_TL_COMMON = _benchmark_common(14000.0, (450.0, 750.0)) + ("PartonLevel:MPI = off",)
+_ZNUNU = ("WeakZ0:gmZmode = 2", "23:onMode = off", f"23:onIfAny = {NEUTRINOS}")
+BENCHMARK_PROCESSES: dict[str, Process] = {
+    "QG_Quark": Process("QG_Quark", (("WeakBosonAndParton:qg2gmZq = on", *_ZNUNU),), 0, common=_QG_COMMON,
+                        notes="Z(->nunu) + q"),
+    "QG_Gluon": Process("QG_Gluon", (("WeakBosonAndParton:qqbar2gmZg = on", *_ZNUNU),), 0, common=_QG_COMMON,
+                        notes="Z(->nunu) + g"),
+    "TL_Top": Process("TL_Top", (_TT + (f"24:onIfAny = {QUARKS}",),), 6, "had", common=_TL_COMMON),
+    "TL_QCD": Process("TL_QCD", (("HardQCD:all = on",),), 0, common=_TL_COMMON),
+}
+
+
+def process(stem: str) -> Process:
+    """A JetClass class or a benchmark process by name."""
+    return PROCESSES[stem] if stem in PROCESSES else BENCHMARK_PROCESSES[stem]
+
+
 def pythia_settings(stem: str, variant: int, seed: int, *, fast: bool = False) -> list[str]:
     """Full list of ``readString`` settings for one Pythia instance."""
-    proc = PROCESSES[stem]
-    out = list(COMMON) + list(proc.variants[variant])
+    proc = process(stem)
+    out = list(proc.common) + list(proc.variants[variant])
     out += ["Random:setSeed = on", f"Random:seed = {int(seed)}"]
     if fast:
         out.append("PartonLevel:MPI = off")

@@ -90,10 +90,14 @@ def fetch_dataset(
             hint = spec.render(spec.offline_hint, files, dsdir)
             raise NetworkUnreachableError(f"{e}\n{hint}".rstrip()) from None
         target = (dsdir / f.extract_to).resolve()
-        log(f"  extracting {f.name} -> {target}")
-        safe_extract(archive, target)
+        if f.archive:
+            log(f"  extracting {f.name} -> {target}")
+            safe_extract(archive, target)
+        else:  # a data file: moved into place as it is
+            target.mkdir(parents=True, exist_ok=True)
+            os.replace(archive, target / f.name)
         marker.write_text((md5 or "unverified") + "\n")
-        if not keep_archives:
+        if f.archive and not keep_archives:
             archive.unlink()
 
     if env_file is not None:

@@ -36,6 +36,7 @@ class RemoteFile:
     subset: str = "all"
     extract_to: str = "."
     default: bool = True
+    archive: bool = True   # False: a data file (e.g. .npz, itself a zip) moved into extract_to as it is
 
     def url_for(self, mirror: str | None, dataset: str = "") -> str:
         """The official URL, or ``<mirror>/<file name>`` (``{dataset}`` in ``mirror`` substituted)."""
@@ -145,6 +146,20 @@ _COPY_BY_HAND = (
     "a server that has a copy."
 )
 
+#: The public originals (``--subsets original``), converted by partx.readers.quarkgluon / toplandscape after
+#: the download: EnergyFlow's 20 Pythia quark-gluon files and the top tagging landscape's three HDF5
+#: files. Their md5 sums are not recorded here (pin them with --checksum).
+_QG_ORIGINALS = tuple(
+    RemoteFile(name=n, url=f"https://zenodo.org/record/3164691/files/{n}", subset="original", extract_to="original",
+               default=False, archive=False)
+    for n in ["QG_jets.npz"] + [f"QG_jets_{i}.npz" for i in range(1, 20)]
+)
+_TL_ORIGINALS = tuple(
+    RemoteFile(name=f"{s}.h5", url=f"https://zenodo.org/record/2603256/files/{s}.h5", subset="original",
+               extract_to="original", default=False, archive=False)
+    for s in ("train", "val", "test")
+)
+
 REGISTRY: dict[str, DatasetSpec] = {
     "JetClass": DatasetSpec(
         name="JetClass",
@@ -167,9 +182,10 @@ REGISTRY: dict[str, DatasetSpec] = {
         files=(RemoteFile(
             name="QuarkGluon.tar",
             url="https://hqu.web.cern.ch/datasets/QuarkGluon/QuarkGluon.tar",
+            subset="converted",
             md5="d8dd7f71a7aaaf9f1d2ee3cddef998f9",
             extract_to="..",
-        ),),
+        ), *_QG_ORIGINALS),
         offline_hint="Without network access you can " + _COPY_BY_HAND,
     ),
     "TopLandscape": DatasetSpec(
@@ -180,9 +196,10 @@ REGISTRY: dict[str, DatasetSpec] = {
         files=(RemoteFile(
             name="TopLandscape.tar",
             url="https://hqu.web.cern.ch/datasets/TopLandscape/TopLandscape.tar",
+            subset="converted",
             md5="4fca2e47afbf321b0f201da6b804c404",
             extract_to="..",
-        ),),
+        ), *_TL_ORIGINALS),
         offline_hint="Without network access you can " + _COPY_BY_HAND,
     ),
     "TrackML": DatasetSpec(
