@@ -214,7 +214,7 @@ def plot(summary: dict, records: list[dict], path: Path, title: str = "") -> Pat
 
     hep_style()
     keys = ("accuracy@0.9", "recall@0.9", "dm_efficiency")
-    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 6))
+    fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 6), gridspec_kw={"wspace": 0.4})
     models = list(summary)
     for ax, key in zip(axes, keys):
         for i, m in enumerate(models):
@@ -223,8 +223,10 @@ def plot(summary: dict, records: list[dict], path: Path, title: str = "") -> Pat
             s = summary[m][key]
             ax.errorbar([i], [s["mean"]], yerr=[s["se"] if math.isfinite(s["se"]) else 0], marker="o", capsize=6, ms=9, zorder=4)
         ax.set_xticks(range(len(models)))
-        ax.set_xticklabels(models)
-        ax.set_ylabel(key)
+        ax.set_xticklabels(models, fontsize=15)
+        ax.set_xlim(-0.6, len(models) - 0.4)
+        ax.minorticks_off()
+        ax.set_ylabel(f"{key} (mean ± s.e.; dots: seeds)", fontsize=16)
     if title:
         fig.suptitle(title, fontsize=14)
     return save_figure(fig, path)
