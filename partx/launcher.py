@@ -204,7 +204,7 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
     patterns = [p for _, p in test] + ([] if predict else [p for _, p in train] + ([val] if val else []))
     knobs = dataclasses.replace(knobs, checks=(data_config, patterns, predict))
     if finetune:
-        options = {**entry.options, **_network_options(extra)}  # the model weaver builds: -o given last win
+        options = {**entry.options, **_network_options(finetune), **_network_options(extra)}  # -o given last win
         knobs = dataclasses.replace(knobs, pretrained=(_option(finetune + extra, "--load-model-weights"), str(network),
                                                        options, data_config, entry.head))
     if knobs.nproc > 1:
@@ -234,23 +234,76 @@ def build_command(layout: DatasetLayout, argv: list[str], env: Mapping[str, str]
     return cmd, knobs
 
 
+#: registry name -> the file-name stem of the official ParT repository's JetClass checkpoints (models/official/)
+OFFICIAL_STEMS = {"ParT": "ParT", "PN": "ParticleNet"}
+
+
+def _pretrained_card(value: str | None, base: str, features: str):
+    """The model card behind a PRETRAINED value (a card name / path such as ``official/ParT_kin`` or
+    ``models/PFN_gen-small_full``), or, with no value, the official card of ``base`` for ``features`` when
+    its weights have been fetched (``python get_datasets.py models``); None for a plain checkpoint file."""
+    from partx.models_store.card import CardError
+    from partx.models_store.loader import resolve_card
+    from partx.models_store.card import read_card
+
+    if value is None:
+        stem = OFFICIAL_STEMS.get(base)
+        if stem is None:
+            return None
+        try:
+            card = read_card(resolve_card(f"official/{stem}_{features}"))
+        except CardError:
+            return None
+        return card if card.weights_path.is_file() else None
+    if value.endswith(".pt") and not Path(value).with_suffix(".yaml").is_file():
+        return None  # a weaver checkpoint of one's own (e.g. <run>/net_best_epoch_state.pt)
+    try:
+        card = read_card(resolve_card(value))
+    except CardError as err:
+        if Path(value).is_file():
+            return None
+        raise LaunchError(str(err)) from None
+    model = card.get("model")
+    if model is not None and model != base:
+        raise LaunchError(f"PRETRAINED={value}: its card {card.path} is for model {model}, not {base}")
+    return card
+
+
 def _finetune_options(layout: DatasetLayout, entry: registry.ModelEntry, features: str, extra: list[str],
                       env: Mapping[str, str]) -> list[str]:
-    """weaver options of a ``-FineTune`` entry: the checkpoint (PRETRAINED, ``--load-model-weights`` among the
-    extra arguments, or models/<MODEL>_<features>.pt), the head left out of loading and trained 50x faster."""
+    """weaver options of a ``-FineTune`` entry: the checkpoint and the head left out of loading and trained 50x
+    faster. The checkpoint: ``--load-model-weights`` among the extra arguments; else PRETRAINED (a file, or a
+    model card of models/: its weights, and its ``-o`` options, e.g. the official ParT's
+    ``use_pre_activation_pair False``, which has no parameters and would otherwise be lost silently); else the
+    official checkpoint of ParT / PN for the features when fetched (models/official/, its card's options too);
+    else models/<MODEL>_<features>.pt."""
     base = entry.name.removesuffix(registry.FINETUNE_SUFFIX)
     jetclass_features = dict(layout.pretrained).get(features, features)
     given = _option(extra, "--load-model-weights")
-    path = given or env.get("PRETRAINED") or f"models/{base}_{jetclass_features}.pt"  # weaver args win, as everywhere
+    card = None if given else _pretrained_card(env.get("PRETRAINED") or None, base, jetclass_features)
+    if card is not None:
+        path = str(card.weights_path)
+        if not card.weights_path.is_file():
+            hint = "python get_datasets.py models" if card.official else "make models"
+            raise LaunchError(f"{entry.name}: the weights {path} of model card {card.path} are missing: run `{hint}`")
+        if card.data_config and Path(card.data_config).name != f"JetClass_{jetclass_features}.yaml":
+            print(f"warning: {card.path.name} was trained with {card.data_config}, not the '{jetclass_features}' "
+                  "features: the input embedding will not fit", file=sys.stderr, flush=True)
+        print(f"{entry.name}: pretrained weights from model card {card.path} ({path})", flush=True)
+    else:
+        path = given or env.get("PRETRAINED") or f"models/{base}_{jetclass_features}.pt"  # weaver args win, as everywhere
     if not Path(path).is_file():
         how = "--load-model-weights" if given else ("PRETRAINED" if env.get("PRETRAINED") else "the default")
+        official = (f", or fetch the official one: python get_datasets.py models (-> models/official/"
+                    f"{OFFICIAL_STEMS[base]}_{jetclass_features}.pt)") if base in OFFICIAL_STEMS else ""
         raise LaunchError(f"{entry.name} starts from a JetClass checkpoint of {base} trained with the "
                           f"'{jetclass_features}' features, but {path} ({how}) does not exist: set PRETRAINED=<run>/net_best_epoch_state.pt "
-                          f"(e.g. from ./train_JetClass.sh {base} {jetclass_features})")
+                          f"(e.g. from ./train_JetClass.sh {base} {jetclass_features}) or PRETRAINED=<model card>{official}")
     head = entry.head
     lr_mult = repr((head, registry.FINETUNE_HEAD_LR_MULT))
+    card_opts = [a for k, v in (card.options.items() if card is not None else ()) for a in ("-o", k, repr(v))]
     out = ["--exclude-model-weights", head, "--optimizer-option", "lr_mult", lr_mult, "--lr-scheduler", "none"]
-    return [*([] if given else ["--load-model-weights", path]), *out]
+    return [*([] if given else ["--load-model-weights", path]), *card_opts, *out]
 
 
 def check_pretrained(path: str, network: str, options: dict, data_config: str, head: str) -> None:

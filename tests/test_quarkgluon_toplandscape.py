@@ -338,3 +338,26 @@ def test_generated_toplandscape_finetunes_from_a_jetclass_run(tmp_path):
     log = res.stdout + res.stderr
     assert "Parameters with lr multiplied by 50" in log and "Missing: ['mod.fc.0.weight', 'mod.fc.0.bias']" in log
     assert (tmp_path / "tl/predict_output/pred.root").is_file()
+
+
+def test_finetune_takes_weights_and_options_from_model_cards(tmp_path, monkeypatch):
+    """With the official weights fetched (models/official/), ParT-FineTune starts from them by default and carries
+    the card's options (official ParT: use_pre_activation_pair False, parameter-free, silently wrong if lost);
+    PRETRAINED may name a card; a card of another model is refused."""
+    models = tmp_path / "models"
+    (models / "official").mkdir(parents=True)
+    shutil.copy(REPO / "models/official/ParT_kin.yaml", models / "official/ParT_kin.yaml")
+    monkeypatch.setenv("PARTX_MODELS", str(models))
+    env = {"DATADIR_TopLandscape": str(FIX), "GPUS": ""}
+    layout = _fixture_layout(TOPLANDSCAPE)
+    with pytest.raises(LaunchError, match=r"models/ParT_kin.pt \(the default\) does not exist.*python get_datasets.py models"):
+        build_command(layout, ["ParT-FineTune"], env, has_cuda=False)  # card, but its weights are not fetched
+    (models / "official/ParT_kin.pt").write_bytes(b"")
+    cmd, _ = build_command(layout, ["ParT-FineTune"], env, has_cuda=False)
+    assert cmd[cmd.index("--load-model-weights") + 1] == str(models / "official/ParT_kin.pt")
+    opts = [cmd[i + 1:i + 3] for i, a in enumerate(cmd) if a == "-o"]
+    assert ["use_pre_activation_pair", "False"] in opts
+    cmd, _ = build_command(layout, ["ParT-FineTune"], dict(env, PRETRAINED="official/ParT_kin"), has_cuda=False)
+    assert cmd[cmd.index("--load-model-weights") + 1] == str(models / "official/ParT_kin.pt")
+    with pytest.raises(LaunchError, match="is for model ParT, not PN"):
+        build_command(layout, ["PN-FineTune"], dict(env, PRETRAINED="official/ParT_kin"), has_cuda=False)
