@@ -112,6 +112,9 @@ _ENTRIES = (
     ModelEntry("ReformerParT", "example_ReformerParT.py",
                "LSH attention (buckets of 16, 2 rounds), U gathered for the computed pairs",
                needs_max_len=True, **_PART),
+    ModelEntry("LocalParT", "example_LocalParT.py",
+               "attention over the k=16 nearest neighbours in Delta R, U evaluated only for those pairs",
+               amp=True, **_PART),
     ModelEntry("MambaParT", "example_MambaParT.py", "bidirectional Mamba over pT-ordered particles (no U)", **_PART),
     ModelEntry("PN", "example_ParticleNet.py", "ParticleNet (weaver-core's model)", batch_size=512, lr=1e-2,
                head=r"mod\.fc\.1\."),  # the last Linear only, as the official PN fine-tuning (fc_out)

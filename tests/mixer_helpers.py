@@ -20,6 +20,18 @@ def make_batch(B=3, N=12, n_real=(12, 7, 3), seed=0, device="cpu"):
     return (x * mask[..., None]).to(device), mask.to(device), bias.to(device)
 
 
+def call_mixer(mixer, x, mask, bias):
+    """``mixer(x, mask, bias)`` with the dense U ``bias``; a local mixer (``pair_mode = "local"``) gets instead
+    ``LocalPairs``: neighbours by Delta R with x's first two channels as (eta, phi), U gathered from ``bias``."""
+    if getattr(mixer, "pair_mode", "dense") != "local":
+        return mixer(x, mask, bias)
+    from partx.nn.local_attention import LocalPairs, knn_index
+
+    index = knn_index(x[..., 0], x[..., 1], mask, mixer.k)
+    u = None if bias is None else bias.gather(3, index[:, None].expand(-1, bias.size(1), -1, -1))
+    return mixer(x, mask, LocalPairs(index, u))
+
+
 def assert_onnx_matches(mixer, tmp_path, cases=((12, (12, 7, 3)), (16, (16, 2, 9)))):
     """Export ``mixer`` (TorchScript exporter, opset 17, dynamic batch and length) and compare ORT to torch."""
     import onnxruntime as ort

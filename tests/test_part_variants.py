@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import jetclass_fixture  # noqa: E402
 from test_jetclass_pipeline import REPO, load_network, run_script  # noqa: E402
 
-VARIANTS = ["ParT", "ParTFlash", "LinformerParT", "ReformerParT", "MambaParT", "ParT-plain"]
+VARIANTS = ["ParT", "ParTFlash", "LinformerParT", "ReformerParT", "LocalParT", "MambaParT", "ParT-plain"]
 TINY = {"num_layers": 1, "embed_dims": [32, 32], "num_heads": 4, "num_cls_layers": 1}
 
 

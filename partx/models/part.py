@@ -42,6 +42,7 @@ from weaver.nn.model.ParticleTransformer import (
     init_weights_vit_timm,
 )
 
+from partx.nn.local_attention import LocalPairs, pair_embed_at
 from partx.nn.mixers import build_mixer, mixer_class
 from partx.nn.options import check_options
 
@@ -273,6 +274,8 @@ class ParticleTransformer(nn.Module):
             )
 
         self.blocks = nn.ModuleList([ParticleBlock(make_mixer(), **block_cfg) for _ in range(cfg.num_layers)])
+        if self.include_global_token and "local" in self._pair_modes():
+            raise ValueError(f"mixer {cfg.mixer!r} attends over nearest neighbours: it cannot take a global token")
         self.cls_blocks = nn.ModuleList([Block(**cls_cfg) for _ in range(num_cls_layers)])
         self.norm = norm_layer(embed_dim)
         self.fc = self._make_head(embed_dim, cfg, default_cfg["use_bias"], norm_layer) if cfg.num_classes is not None else None
@@ -338,8 +341,9 @@ class ParticleTransformer(nn.Module):
         real = mask[:, 0].bool()  # (B, N)
 
         tokens = self.embed(x).masked_fill(~real[..., None], 0)  # (B, N, C)
+        modes = self._pair_modes()
         bias = None
-        if self.pair_embed is not None and (v is not None or uu is not None):
+        if "dense" in modes and self.pair_embed is not None and (v is not None or uu is not None):
             bias = self.pair_embed(v, uu=uu, mask=mask)  # (B, H, N, N)
             # U of pairs with a padded particle is never used, but is NaN in exported ONNX graphs when
             # padding is zeros (the ONNX form of atan2(0, 0)), and NaN + mask poisons the whole row.
@@ -349,9 +353,29 @@ class ParticleTransformer(nn.Module):
             tokens = torch.cat((self.cls_token.expand(tokens.size(0), -1, -1), tokens), dim=1)
             real = F.pad(real, (1, 0), value=True)
             bias = F.pad(bias, (1, 0, 1, 0), value=0.0) if bias is not None else None
-        for block, uses_bias in zip(self.blocks, self.block_uses_bias):
-            tokens = block(tokens, real, bias if uses_bias else None)
+        pairs = self.local_pairs(v, uu, real) if "local" in modes else None
+        for block, uses_bias, mode in zip(self.blocks, self.block_uses_bias, modes):
+            if mode == "local":
+                tokens = block(tokens, real, pairs if uses_bias else LocalPairs(pairs.index, None))
+            else:
+                tokens = block(tokens, real, bias if uses_bias else None)
         return tokens, real, perm
+
+    def _pair_modes(self) -> list[str]:
+        """Per particle block: "dense" (U as (B, H, N, N)) or "local" (``LocalPairs``), as its mixer declares."""
+        return [getattr(block.attn, "pair_mode", "dense") for block in self.blocks]
+
+    def local_pairs(self, v: torch.Tensor | None, uu: torch.Tensor | None, real: torch.Tensor) -> LocalPairs:
+        """Neighbour index of the (first) local mixer and U evaluated only on those pairs (no dense U).
+
+        Args: v (B, 4, N) 4-vectors, uu (B, F', N, N) or None, real (B, N) bool. Returns ``LocalPairs``.
+        """
+        if v is None:
+            raise ValueError("a local-attention mixer needs the particle 4-vectors input (v) to find neighbours")
+        mixer = next(block.attn for block in self.blocks if getattr(block.attn, "pair_mode", "dense") == "local")
+        index = mixer.neighbours(v, real)  # (B, N, k)
+        bias = pair_embed_at(self.pair_embed, v, uu, index, real) if self.pair_embed is not None else None
+        return LocalPairs(index, bias)
 
     def pool(self, tokens: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         """Global token, class-attention pooling (CaiT-style) or masked mean: (B, N, C) -> (B, C)."""

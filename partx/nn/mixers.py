@@ -11,6 +11,9 @@ A mixer class declares what it takes, by its constructor signature (``embed_dim`
 ones, see ``partx.nn.options``) and by class attributes the ParT skeleton and the model registry read:
 
   * ``uses_bias``: whether U is consumed; if False the skeleton skips computing it;
+  * ``pair_mode`` (default "dense"): "local" = the mixer attends over a sparse pair set and takes, instead
+    of the dense U, ``LocalPairs(index (B, N, k), bias (B, H, N, k) | None)``; the skeleton asks the mixer's
+    ``neighbours(v, mask)`` for the index and evaluates U only there (partx/nn/local_attention.py);
   * ``needs_max_len``: the constructor takes ``max_len`` (a fixed-length parameterisation); ``build_mixer``
     passes it only then;
   * ``attention_options``: which of weaver's ``Attention`` keywords (``bias``, ``use_qk_norm``,
@@ -45,6 +48,7 @@ _REGISTRY: dict[str, tuple[str, str, dict]] = {
     "linformer": ("partx.nn.linformer", "LinformerMixer", {}),
     "reformer": ("partx.nn.reformer", "ReformerMixer", {}),
     "flex": ("partx.nn.flex_attention", "FlexAttentionMixer", {}),
+    "local": ("partx.nn.local_attention", "LocalAttentionMixer", {}),
 }
 
 
