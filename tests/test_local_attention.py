@@ -106,12 +106,13 @@ def test_neighbours_are_nearest_in_delta_r_with_phi_wrapped():
             assert index[b, i].tolist() == dr.argsort()[:8].tolist()
 
 
-def test_jet_with_fewer_than_k_particles_sees_all_and_only_its_particles():
+@pytest.mark.parametrize("attend", ["masked", "gather"])
+def test_jet_with_fewer_than_k_particles_sees_all_and_only_its_particles(attend):
     """n < k: every real particle's first n neighbours are the n real particles (itself first), the remaining
     k - n slots are padded positions, masked in the attention (the output ignores what is there)."""
     _, v, mask = jets()
     real = mask[:, 0].bool()
-    mixer = build_mixer("local", embed_dim=C, num_heads=H, k=8).eval()
+    mixer = build_mixer("local", embed_dim=C, num_heads=H, k=8, attend=attend).eval()
     index = mixer.neighbours(v, real)
     for b, n in enumerate(real.sum(1).tolist()):
         for i in range(n):
@@ -136,10 +137,11 @@ def _local_call(mixer, x, mask, bias):
     return mixer(x, mask, LocalPairs(index, bias.gather(3, index[:, None].expand(-1, H, -1, -1))))
 
 
-def test_pad_more_same_output_and_jets_independent_with_few_neighbours():
+@pytest.mark.parametrize("attend", ["masked", "gather"])
+def test_pad_more_same_output_and_jets_independent_with_few_neighbours(attend):
     """The generic mixer semantics (tests/test_mixers.py) with k = 4 < N, where the neighbour choice matters."""
     torch.manual_seed(0)
-    mixer = build_mixer("local", embed_dim=C, num_heads=H, k=4).eval()
+    mixer = build_mixer("local", embed_dim=C, num_heads=H, k=4, attend=attend).eval()
     x, mask, bias = make_batch()
     y = _local_call(mixer, x, mask, bias)
     pad = 9
@@ -161,24 +163,36 @@ def test_pad_more_same_output_and_jets_independent_with_few_neighbours():
     assert not torch.allclose(full(x, mask, bias)[mask], y[mask], atol=1e-3)
 
 
+def test_masked_and_gathered_evaluations_agree():
+    """attend="masked" (SDPA over a neighbour mask) and "gather" (gathered keys) are the same function."""
+    torch.manual_seed(0)
+    masked = build_mixer("local", embed_dim=C, num_heads=H, k=5).eval()
+    gather = build_mixer("local", embed_dim=C, num_heads=H, k=5, attend="gather").eval()
+    gather.load_state_dict(masked.state_dict())
+    x, mask, bias = make_batch()
+    torch.testing.assert_close(_local_call(gather, x, mask, bias)[mask], _local_call(masked, x, mask, bias)[mask],
+                               atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("options", [{}, dict(version=3.5), dict(block_params=dict(scale_attn_mask=True)),
-                                     dict(pair_embed_dims=None)])
+                                     dict(pair_embed_dims=None), dict(attend="gather")])
 def test_local_with_k_at_least_n_is_full_attention_with_u(options):
     """k >= N: LocalParT with ParT's weights gives ParT's outputs (U evaluated sparsely vs densely; softmax over
     the same real keys in another order); also with weaver 3.5 (qk-norm, gates), scale_attn_mask, no U."""
     torch.manual_seed(0)
+    attend = options.pop("attend", "masked")
     cfg = dict(SMALL, **options)
     ref = ParticleTransformer(**cfg).eval()
     if cfg.get("block_params"):
         with torch.no_grad():
             for block in ref.blocks:
                 block.c_mask.fill_(0.7)
-    local = ParticleTransformer(**cfg, mixer="local", mixer_options={"k": 24}).eval()
+    local = ParticleTransformer(**cfg, mixer="local", mixer_options={"k": 24, "attend": attend}).eval()
     local.load_state_dict(ref.state_dict(), strict=True)
     x, v, mask = jets()
     with torch.no_grad():
         torch.testing.assert_close(local(x, v, mask), ref(x, v, mask), atol=2e-5, rtol=1e-4)
-        small_k = ParticleTransformer(**cfg, mixer="local", mixer_options={"k": 4}).eval()
+        small_k = ParticleTransformer(**cfg, mixer="local", mixer_options={"k": 4, "attend": attend}).eval()
         small_k.load_state_dict(ref.state_dict())
         assert not torch.allclose(small_k(x, v, mask), ref(x, v, mask), atol=1e-3)
 
@@ -202,6 +216,8 @@ def test_training_step_never_builds_a_dense_u(monkeypatch):
 def test_clear_errors():
     with pytest.raises(ValueError, match="k must be a positive int"):
         build_mixer("local", embed_dim=C, num_heads=H, k=0)
+    with pytest.raises(ValueError, match="attend must be"):
+        build_mixer("local", embed_dim=C, num_heads=H, attend="dense")
     with pytest.raises(TypeError, match="needs LocalPairs"):
         x, mask, bias = make_batch()
         build_mixer("local", embed_dim=C, num_heads=H)(x, mask, bias)

@@ -124,25 +124,37 @@ def pair_embed_at(pair_embed: PairEmbed, v: torch.Tensor | None, uu: torch.Tenso
 class LocalAttentionMixer(AttentionMixer):
     """Attention of each particle over its k nearest neighbours in Delta R, U added for those pairs.
 
-    ``forward(x (B, N, C), mask (B, N), pairs: LocalPairs) -> (B, N, C)``: softmax over the k gathered keys
+    ``forward(x (B, N, C), mask (B, N), pairs: LocalPairs) -> (B, N, C)``: softmax over the k neighbours' keys
     of ``q k^T / sqrt(d) + U``, padded keys masked as in ``partx.nn.attention.additive_mask`` (most negative
     finite logit). Parameters, initialisation and the weaver attention options (qk-norm, output gates) are
     ``AttentionMixer``'s, so a ParT checkpoint's attention loads unchanged; with k >= N it computes full
     attention with U.
 
+    Two evaluations of the same function (``attend``):
+      * "masked" (default): the (B, H, N, N) additive mask is -inf (most negative finite) except at the
+        neighbours, where it holds their U, and torch SDPA runs on it: the logits of non-neighbours are
+        computed and discarded, but by one GEMM; at jet sizes (N ~ 128) on CPU this is as fast as ParT's
+        attention, while gathering keys moves k copies of every key through memory (measured 4x slower per
+        layer at B = 64, N = 128, docs/local_attention.md);
+      * "gather": keys and values of the neighbours gathered, O(N k d) per head: the choice for long sequences.
+
     Args:
         embed_dim, num_heads, dropout, bias, use_qk_norm, norm_layer, output gates: as ``AttentionMixer``.
         k: neighbours per particle (itself included).
+        attend: "masked" or "gather" (above).
     """
 
     pair_mode = "local"
 
     @strict_options(forwarded=AttentionMixer.attention_options)
-    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, k: int = 16, **attention_options: object):
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, k: int = 16, attend: str = "masked",
+                 **attention_options: object):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"local attention: k must be a positive int, got {k!r}")
-        super().__init__(embed_dim, num_heads, dropout, backend="math", **attention_options)
-        self.k = k
+        if attend not in ("masked", "gather"):
+            raise ValueError(f"local attention: attend must be 'masked' or 'gather', got {attend!r}")
+        super().__init__(embed_dim, num_heads, dropout, backend="sdpa", **attention_options)
+        self.k, self.attend = k, attend
 
     def neighbours(self, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """v (B, 4, N) px, py, pz, E; mask (B, N) -> (B, N, min(k, N)) neighbour index (``knn_index``)."""
@@ -157,15 +169,23 @@ class LocalAttentionMixer(AttentionMixer):
         B, H, N, D = k.shape
         index = pairs.index
         K = index.size(-1)
+        key_real = mask.gather(1, index.reshape(B, N * K)).view(B, 1, N, K)
+        lowest = torch.finfo(q.dtype).min
+        dropout_p = self.dropout if self.training else 0.0
+        if self.attend == "masked":
+            values = (pairs.bias.to(q.dtype) if pairs.bias is not None else q.new_zeros(B, 1, N, K)).expand(B, H, N, K)
+            attn_mask = q.new_full((B, H, N, N), lowest).scatter(3, index[:, None].expand(B, H, N, K),
+                                                                   values.masked_fill(~key_real, lowest))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+            return self.merge_heads(out, x)
         flat = index.reshape(B, 1, N * K, 1).expand(-1, H, -1, D)
         k_nb, v_nb = (t.gather(2, flat).view(B, H, N, K, D) for t in (k, v))
         logits = torch.einsum("bhnd,bhnkd->bhnk", q * D**-0.5, k_nb)
         if pairs.bias is not None:
             logits = logits + pairs.bias.to(logits.dtype)
-        key_real = mask.gather(1, index.reshape(B, N * K)).view(B, 1, N, K)
-        logits = logits.masked_fill(~key_real, torch.finfo(logits.dtype).min)
+        logits = logits.masked_fill(~key_real, lowest)
         weights = logits.softmax(dim=-1)
-        if self.training and self.dropout > 0:
-            weights = F.dropout(weights, p=self.dropout)
+        if dropout_p > 0:
+            weights = F.dropout(weights, p=dropout_p)
         out = torch.einsum("bhnk,bhnkd->bhnd", weights, v_nb)
         return self.merge_heads(out, x)
