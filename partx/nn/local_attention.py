@@ -22,7 +22,7 @@ feature ln Delta computes, so ``k`` nearest in Delta R means smallest ln Delta.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -43,10 +43,30 @@ class LocalPairs:
 
     index: torch.Tensor
     bias: torch.Tensor | None
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __rmul__(self, scale: torch.Tensor) -> LocalPairs:
         # weaver's scale_attn_mask (ParticleBlock: ``c_mask * bias``) scales U, not the index
         return LocalPairs(self.index, None if self.bias is None else scale * self.bias)
+
+    def key_real(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, 1, N, k) bool: the neighbour is a real particle. mask (B, N) bool."""
+        B, N, K = self.index.shape
+        return mask.gather(1, self.index.reshape(B, N * K)).view(B, 1, N, K)
+
+    def additive_mask(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, H or 1, N, N) additive attention mask: U at the real neighbours, the most negative finite value
+        elsewhere. Built once per forward and shared by the blocks (the same pairs object reaches them all)."""
+        key = (dtype, mask.data_ptr())
+        if key not in self._cache:
+            self._cache.clear()
+            B, N, K = self.index.shape
+            lowest = torch.finfo(dtype).min
+            values = self.bias.to(dtype) if self.bias is not None else torch.zeros(B, 1, N, K, dtype=dtype, device=mask.device)
+            values = values.masked_fill(~self.key_real(mask), lowest)
+            dense = torch.full((B, values.size(1), N, N), lowest, dtype=dtype, device=mask.device)
+            self._cache[key] = dense.scatter_(3, self.index[:, None].expand_as(values), values)
+        return self._cache[key]
 
 
 def knn_index(eta: torch.Tensor, phi: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
@@ -169,15 +189,11 @@ class LocalAttentionMixer(AttentionMixer):
         B, H, N, D = k.shape
         index = pairs.index
         K = index.size(-1)
-        key_real = mask.gather(1, index.reshape(B, N * K)).view(B, 1, N, K)
-        lowest = torch.finfo(q.dtype).min
         dropout_p = self.dropout if self.training else 0.0
         if self.attend == "masked":
-            values = (pairs.bias.to(q.dtype) if pairs.bias is not None else q.new_zeros(B, 1, N, K)).expand(B, H, N, K)
-            attn_mask = q.new_full((B, H, N, N), lowest).scatter(3, index[:, None].expand(B, H, N, K),
-                                                                   values.masked_fill(~key_real, lowest))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=pairs.additive_mask(mask, q.dtype), dropout_p=dropout_p)
             return self.merge_heads(out, x)
+        key_real, lowest = pairs.key_real(mask), torch.finfo(q.dtype).min
         flat = index.reshape(B, 1, N * K, 1).expand(-1, H, -1, D)
         k_nb, v_nb = (t.gather(2, flat).view(B, H, N, K, D) for t in (k, v))
         logits = torch.einsum("bhnd,bhnkd->bhnk", q * D**-0.5, k_nb)
