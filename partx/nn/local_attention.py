@@ -10,11 +10,11 @@ them), and U is evaluated only for those (B, N, k) pairs, in training as in infe
 Interface extension (partx/nn/mixers.py): a mixer with ``pair_mode = "local"`` gets, instead of a dense U,
 a ``LocalPairs(index (B, N, k), bias (B, H, N, k) | None)``, built by the ParT skeleton from the mixer's
 ``neighbours(v, mask)`` and ``pair_embed_at``. Which pairs exist:
-  * a real particle's neighbours are real particles only, nearest first (ties: lower index first);
+  * a real particle's neighbours are real particles only, nearest first;
   * a jet with n < k real particles: every real particle attends to all n (so with k >= N local attention
     *is* full attention with U); its k - n remaining slots point at padded positions and are masked (weight
     exactly 0, U 0);
-  * padded particles' rows are never read by real particles; they point at the first k positions.
+  * padded particles' rows (never read by real particles) point at arbitrary positions.
 
 Coordinates: rapidity and azimuth of the 4-vectors (weaver's ``to_ptrapphim``), the ones ParT's own pair
 feature ln Delta computes, so ``k`` nearest in Delta R means smallest ln Delta.
@@ -77,13 +77,14 @@ def knn_index(eta: torch.Tensor, phi: torch.Tensor, mask: torch.Tensor, k: int) 
         mask: (B, N) bool, True for real particles.
         k: neighbours per particle.
     Returns:
-        (B, N, min(k, N)) int64, nearest first; ties, and the padded slots of jets with fewer than k real
-        particles, in index order (a stable sort), so the set does not depend on how much padding follows.
+        (B, N, min(k, N)) int64, nearest first (``topk``, exportable to ONNX; exact ties in Delta R, which real
+        jets have only for duplicated particles, are broken arbitrarily). The padded slots of jets with fewer
+        than k real particles point at arbitrary padded positions (they are masked).
     """
     d2 = delta_r2(eta[:, :, None], phi[:, :, None], eta[:, None, :], phi[:, None, :])  # (B, N, N)
     pair_real = mask[:, :, None] & mask[:, None, :]
     d2 = d2.masked_fill(~pair_real, float("inf"))
-    return d2.argsort(dim=-1, stable=True)[..., : min(k, d2.size(-1))]
+    return d2.topk(min(k, d2.size(-1)), dim=-1, largest=False, sorted=True).indices
 
 
 def _gather_keys(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
