@@ -226,3 +226,26 @@ def test_clear_errors():
     x, _, mask = jets()
     with pytest.raises(ValueError, match="4-vectors"):
         ParticleTransformer(**SMALL, mixer="local").eval()(x, None, mask)
+
+
+def test_onnx_export_matches_torch(tmp_path):
+    """The inference model exports as weaver does (TorchScript exporter, opset 15, dynamic batch and length):
+    ONNX Runtime == torch at two lengths (both >= k: the exported top-k has a fixed k)."""
+    import warnings
+
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = ParticleTransformer(**dict(SMALL, for_inference=True), mixer="local", mixer_options={"k": 6}).eval()
+    path = str(tmp_path / "local.onnx")
+    axes = {n: {0: "B", 2: "N"} for n in ("x", "v", "mask")}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, jets(), path, opset_version=15, dynamo=False, input_names=["x", "v", "mask"],
+                          output_names=["y"], dynamic_axes={**axes, "y": {0: "B"}})
+    session = ort.InferenceSession(path)
+    for N, n_real in ((24, (24, 13, 7, 6)), (10, (10, 8, 2, 7))):  # a jet with 2 < k particles
+        x, v, mask = jets(N=N, n_real=n_real, seed=N)
+        (y,) = session.run(None, {"x": x.numpy(), "v": v.numpy(), "mask": mask.numpy()})
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(y), model(x, v, mask), atol=1e-5, rtol=1e-4)
