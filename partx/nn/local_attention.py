@@ -155,8 +155,8 @@ class LocalAttentionMixer(AttentionMixer):
       * "masked" (default): the (B, H, N, N) additive mask is -inf (most negative finite) except at the
         neighbours, where it holds their U, and torch SDPA runs on it: the logits of non-neighbours are
         computed and discarded, but by one GEMM; at jet sizes (N ~ 128) on CPU this is as fast as ParT's
-        attention, while gathering keys moves k copies of every key through memory (measured 4x slower per
-        layer at B = 64, N = 128, docs/local_attention.md);
+        attention, while gathering keys moves k copies of every key through memory (several times slower
+        per layer at B = 64, N = 128 on CPU, docs/local_attention.md);
       * "gather": keys and values of the neighbours gathered, O(N k d) per head: the choice for long sequences.
 
     Args:
