@@ -65,7 +65,7 @@ def unpack(X: dict, io: PileupInputs, dev) -> dict:
                 is_lv=truth[..., io.is_lv], is_scored=(truth[..., io.is_scored] > 0.5) & mask)
 
 
-def _forward(model, batch: dict) -> torch.Tensor:
+def forward_logits(model, batch: dict) -> torch.Tensor:
     """(B, N) logits from the weaver-facing model (channel-first inputs)."""
     return model(batch["features"].transpose(1, 2), batch["pid"][:, None], batch["coords"].transpose(1, 2),
                  batch["mask"][:, None].float())
@@ -78,14 +78,14 @@ def make_train_fn(io: PileupInputs | None = None):
     def train(model, loss_func, opt, scheduler, train_loader, dev, epoch, steps_per_epoch=None, grad_scaler=None, tb_helper=None, extra_args=None):
         def step(X):
             batch = unpack(X, io, dev)
-            return loss_func(_forward(model, batch), batch["is_lv"], batch["is_scored"]), batch["mask"].shape[0]
+            return loss_func(forward_logits(model, batch), batch["is_lv"], batch["is_scored"]), batch["mask"].shape[0]
 
         return train_epoch(model, opt, scheduler, train_loader, dev, epoch, step, "focal", steps_per_epoch, grad_scaler, tb_helper)
 
     return train
 
 
-def _events(batch: dict, logits: torch.Tensor) -> list[dict]:
+def events_of(batch: dict, logits: torch.Tensor) -> list[dict]:
     """Per real event: numpy arrays of the kinematics, truth and predicted LV probability (what the metrics read)."""
     out = []
     prob = torch.sigmoid(logits.float())
@@ -134,10 +134,10 @@ def make_evaluate_fn(io: PileupInputs | None = None, jets: bool = True, threshol
         with torch.no_grad(), tqdm.tqdm(test_loader) as tq:
             for X, _, Z in tq:
                 batch = unpack(X, io, dev)
-                logits = _forward(model, batch)
+                logits = forward_logits(model, batch)
                 if loss_func is not None:
                     losses.append(loss_func(logits, batch["is_lv"], batch["is_scored"]).item())
-                events.extend(_events(batch, logits))
+                events.extend(events_of(batch, logits))
                 if not for_training:
                     for k, v in Z.items():
                         observers.setdefault(k, []).append(np.asarray(v))

@@ -97,9 +97,14 @@ def event_pairs(batch: dict, variant: str, training: bool, random_frac: float = 
     return pairs
 
 
-def _loss(model, batch, variant, training, loss_kw):
+def embed(model, batch: dict) -> torch.Tensor:
+    """(B, N, E) embeddings of an ``unpack``-ed batch by the weaver-facing model (channel-first in and out)."""
     emb = model(batch["coords"].transpose(1, 2), batch["x"].transpose(1, 2), batch["mask"][:, None].float())
-    emb = emb.transpose(1, 2)  # model returns (B, E, N), weaver's channel-first convention
+    return emb.transpose(1, 2)  # model returns (B, E, N), weaver's channel-first convention
+
+
+def _loss(model, batch, variant, training, loss_kw):
+    emb = embed(model, batch)
     pairs = event_pairs(batch, variant, training, **loss_kw.get("pairs", {}))
     loss = batched_info_nce(emb, pairs, batch["particle_id"], batch["reconstructable"], batch["pt"], batch["mask"], variant=variant, **loss_kw.get("nce", {}))
     return loss, emb
@@ -120,7 +125,8 @@ def make_train_fn(io: TrackingInputs | None = None, variant: str = "hept_radius"
     return train
 
 
-def _events(batch: dict, emb: torch.Tensor) -> list[dict]:
+def events_of(batch: dict, emb: torch.Tensor) -> list[dict]:
+    """Per real event of a batch: numpy truth arrays (particle_id, pt, reconstructable, ...) and ``emb`` (n, E)."""
     out = []
     for b in range(emb.shape[0]):
         m = batch["mask"][b]
@@ -229,7 +235,7 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
                 batch = unpack(X, io, dev)
                 loss, emb = _loss(model, batch, variant, False, loss_kw)
                 losses.append(loss.item())
-                events.extend(_events(batch, emb))
+                events.extend(events_of(batch, emb))
                 if not for_training:
                     for k, v in Z.items():
                         observers.setdefault(k, []).append(np.asarray(v))

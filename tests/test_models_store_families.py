@@ -1,0 +1,140 @@
+"""models/ beyond jets: the tracking and pileup card families.
+
+Every committed tracking checkpoint loads through its card and reproduces its check metrics on the check
+event, regenerated here (one generated TrackML event at mu = 40, ~30 CPU-s; then 20 sectors per S model);
+a tracking card whose network or options do not fit its weights is named; a tiny randomly initialised pileup
+model, saved with its card in a temporary folder, is scored through the card exactly as the weaver test hook
+scores the same events, and a card whose check metrics its weights do not reproduce is caught.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from partx.models_store import CardError, load, read_card
+from partx.models_store.card import sha256sum, write_card
+from partx.models_store.families import check_card, family, headline
+from partx.perf.harness import load_data_config
+
+sys.path.insert(0, str(Path(__file__).parent))
+import pileup_tiny  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+REPO = Path(__file__).resolve().parents[1]
+CARDS = sorted((REPO / "models").glob("*.yaml"))
+TRACKING = [p for p in CARDS if (yaml.safe_load(p.read_text()) or {}).get("family") == "tracking"]
+
+
+# ----------------------------------------------------------------- tracking: committed checkpoints
+@pytest.fixture(scope="module")
+def trackml_check(tmp_path_factory):
+    """The check event of the tracking cards (all cards name the same commands; checked below)."""
+    from partx.models_store.recipes_tracking import CHECK_FILES, check_commands
+
+    out = tmp_path_factory.mktemp("trackml_check")
+    for cmd in check_commands(str(out)):
+        subprocess.run([sys.executable, *cmd.split()[1:]], check=True, cwd=REPO, capture_output=True)
+    return str(out / CHECK_FILES)
+
+
+def test_tracking_checkpoints_are_committed():
+    assert {read_card(p).get("model") for p in TRACKING} == {"HEPT", "Mamba", "MambaA", "MambaB"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("card_path", TRACKING, ids=lambda p: p.stem)
+def test_committed_tracking_checkpoint_reproduces_its_card(card_path, trackml_check):
+    from partx.models_store.recipes_tracking import check_commands
+
+    model, card = load(f"models/{card_path.stem}")  # by name, sha256 checked, strict load
+    assert family(card) == "tracking" and card.get("weights.sha256") == sha256sum(card.weights_path)
+    assert card.get("check.commands") == check_commands("DIR")
+    got, bad = check_card(card, model, load_data_config(str(REPO / card.data_config)), trackml_check)
+    assert not bad, bad
+    assert got["n_events"] == card.get("check.n_events", card.get("check.metrics.n_events")) == 20
+    # the check event is one of the card's three test events: its accuracy is not far from the test-set one
+    assert abs(got["accuracy@0.9"] - card.get("metrics.accuracy@0.9")) < 0.1
+    assert "accuracy@0.9" in headline(card)
+
+
+def _tracking_card(tmp_path: Path, **changes) -> Path:
+    """A copy of a committed tracking card (and its weights) with ``changes`` applied, in ``tmp_path``."""
+    src = TRACKING[0]
+    data = yaml.safe_load(src.read_text())
+    (tmp_path / data["weights"]["file"]).write_bytes((src.parent / data["weights"]["file"]).read_bytes())
+    data.update(changes)
+    return write_card(tmp_path / src.name, data)
+
+
+def test_tracking_card_with_wrong_options_or_network_is_named(tmp_path):
+    opts = dict(read_card(TRACKING[0]).options, size="M")
+    with pytest.raises(CardError, match=r"does not match its weights .*size.*'M'.*shape: "):
+        load(_tracking_card(tmp_path, options=opts))
+    other = "example_MambaA.py" if read_card(TRACKING[0]).network != "example_MambaA.py" else "example_HEPT.py"
+    with pytest.raises(CardError, match=rf"{other}.*(missing from the weights|not in the network|shape)"):
+        load(_tracking_card(tmp_path, network=other))
+    with pytest.raises(CardError, match="unknown family 'trucking'"):
+        family(read_card(_tracking_card(tmp_path, family="trucking")))
+
+
+# ----------------------------------------------------------------- pileup: a tiny random model, not committed
+PILEUP_OPTIONS = dict(size="S", h_dim=16, n_layers=2, head_hidden=16, seed=0)
+
+
+@pytest.fixture(scope="module")
+def pileup_setup(tmp_path_factory):
+    """A random MambaB pileup model saved with a pileup card, and one test file of 4 tiny events."""
+    from partx.models_store import pileup
+    from partx.perf.models import load_network_module
+
+    folder = tmp_path_factory.mktemp("pileup_card")
+    files = str(pileup_tiny.write_file(folder / "data" / "test.root", [100, 101, 102, 103]))
+    dc = load_data_config(str(REPO / "data/Pileup/Pileup_processed.yaml"))
+    model, _ = load_network_module(REPO / "networks/example_MambaBPileup.py").get_model(dc, **PILEUP_OPTIONS)
+    torch.save(model.state_dict(), folder / "tiny_pu.pt")
+    measured = pileup.evaluate(model, dc, files)
+    data = dict(name="tiny_pu", family="pileup", model="MambaB", network="example_MambaBPileup.py", options=PILEUP_OPTIONS,
+                data_config="data/Pileup/Pileup_processed.yaml",
+                weights=dict(file="tiny_pu.pt", sha256=sha256sum(folder / "tiny_pu.pt")),
+                metrics=dict(measured),
+                check=dict(files="data/test.root", batch_size=1, tolerance=1e-4,
+                           metrics={k: measured[k] for k in ("roc_auc", "average_precision", "n_events")}))
+    return write_card(folder / "tiny_pu.yaml", data), dc, files, model
+
+
+def test_pileup_card_reproduces_its_metrics_as_the_weaver_hook_scores_them(pileup_setup):
+    from test_pileup_models import fake_batches
+
+    from partx.train.pileup import make_evaluate_fn
+
+    path, dc, files, original = pileup_setup
+    model, card = load(path)
+    assert family(card) == "pileup" and headline(card).startswith("roc_auc ")
+    got, bad = check_card(card, model, dc, files)
+    assert not bad, bad
+    assert got["n_events"] == 4 and 0.0 < got["roc_auc"] < 1.0
+    # the same events as weaver batches through the weaver test hook: the same pooled ROC AUC
+    hook = make_evaluate_fn(jets=False)(original, fake_batches([100, 101, 102, 103]), "cpu", 0)
+    assert got["roc_auc"] == pytest.approx(hook, abs=1e-6)
+
+
+def test_pileup_card_whose_weights_changed_fails_its_check(pileup_setup, tmp_path):
+    path, dc, files, _ = pileup_setup
+    model, card = load(path)
+    with torch.no_grad():  # other weights under the same card: the check names the metrics that moved
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    _, bad = check_card(card, model, dc, files)
+    assert bad and bad[0].startswith("roc_auc: card ")
+    data = yaml.safe_load(path.read_text())
+    data["options"] = dict(PILEUP_OPTIONS, h_dim=24)
+    moved = tmp_path / "tiny_pu.yaml"
+    (tmp_path / "tiny_pu.pt").write_bytes((path.parent / "tiny_pu.pt").read_bytes())
+    write_card(moved, data)
+    with pytest.raises(CardError, match=r"does not match its weights tiny_pu\.pt: network example_MambaBPileup\.py"):
+        load(moved)
