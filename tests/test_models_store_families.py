@@ -138,3 +138,40 @@ def test_pileup_card_whose_weights_changed_fails_its_check(pileup_setup, tmp_pat
     write_card(moved, data)
     with pytest.raises(CardError, match=r"does not match its weights tiny_pu\.pt: network example_MambaBPileup\.py"):
         load(moved)
+
+
+def test_evaluate_cli_scores_a_card_and_names_bad_input(pileup_setup, tmp_path, capsys):
+    import json
+
+    from bad_inputs import assert_user_error, call
+
+    from partx.models_store.__main__ import main
+
+    path, _, files, _ = pileup_setup
+    res = call(main, ["evaluate", path, "--data", files], capsys)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["roc_auc"] == pytest.approx(read_card(path).get("metrics.roc_auc"), abs=1e-6)
+    assert_user_error(call(main, ["evaluate", path, "--data", str(tmp_path / "none*.root")], capsys), "no file matches")
+    assert_user_error(call(main, ["evaluate", "PFN_gen-small_full", "--data", files], capsys), "jets card", "evaluate_jets.py")
+
+
+# ----------------------------------------------------------------- --checkpoint in a tracking tool
+def test_tracking_cost_measures_a_committed_checkpoint(tmp_path, capsys):
+    import csv
+
+    sys.path.insert(0, str(REPO / "analysis"))
+    import tracking_cost
+    from bad_inputs import assert_user_error, call
+
+    card = read_card(TRACKING[0])
+    out = tmp_path / "out"
+    rc = tracking_cost.main(["--checkpoint", f"models/{card.name}", "--hits", "64", "--device", "cpu", "--threads", "1",
+                             "--no-progress", "--no-memory", "--time-budget", "0.1", "--out", str(out)])
+    assert rc == 0
+    rows = list(csv.DictReader((out / "tracking_cost.csv").open()))
+    assert [(r["model"], r["size"], r["status"]) for r in rows] == [(card.get("model"), "S", "ok")]
+    assert int(rows[0]["params"]) == card.get("weights.parameters")
+    res = call(tracking_cost.main, ["--checkpoint", card.name, "--models", "HEPT", "--out", tmp_path / "x"], capsys)
+    assert_user_error(res, "--checkpoint", "--models")
+    res = call(tracking_cost.main, ["--checkpoint", "PFN_gen-small_full", "--hits", "64", "--out", tmp_path / "y"], capsys)
+    assert_user_error(res, "PFN_gen-small_full", "not a tracking one")

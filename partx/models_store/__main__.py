@@ -3,6 +3,7 @@
   list                     the cards in models/, their family, whether their weights are present, their test metrics
   fetch [NAME ...]         download + verify the official ParT / ParticleNet JetClass weights (exit 1 on failure)
   official-cards           rewrite models/official/*.yaml (the official checkpoints' cards)
+  evaluate NAME --data G   score a tracking / pileup checkpoint on files (its family's metrics, as JSON)
   build [NAME ...]         what `make models` runs: generate data, train, evaluate, write checkpoints + cards
 """
 
@@ -79,6 +80,23 @@ def _build(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    import json
+
+    from partx.models_store.families import family, scorer
+    from partx.models_store.loader import data_config_path, load
+    from partx.perf.harness import load_data_config
+
+    model, card = load(args.name)
+    if family(card) == "jets":
+        raise UserError(f"{args.name} is a jets card: score it with analysis/evaluate_jets.py --checkpoint {args.name}")
+    dc = load_data_config(str(data_config_path(card)))
+    kw = {"batch_size": args.batch_size} if args.batch_size else {}
+    metrics = scorer(card).evaluate(model, dc, args.data, max_rows=args.max_rows, **kw)
+    print(json.dumps(dict(card=card.name, family=family(card), data=args.data, **metrics), indent=1))
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m partx.models_store", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -93,6 +111,12 @@ def build_parser() -> ArgumentParser:
     o = sub.add_parser("official-cards", help="(re)write models/official/*.yaml from partx.models_store.official")
     o.add_argument("--models", default=None)
     o.set_defaults(func=_official_cards)
+    e = sub.add_parser("evaluate", help="score a tracking / pileup checkpoint on files (its family's metrics, JSON)")
+    e.add_argument("name", help="card name or path, e.g. HEPT-S_gen-mu40_3k")
+    e.add_argument("--data", required=True, help="glob of files in the card's data config format")
+    e.add_argument("--max-rows", type=positive_int, default=None, help="only the first N rows (sectors / events)")
+    e.add_argument("--batch-size", type=positive_int, default=None, help="rows per forward (default: the family's)")
+    e.set_defaults(func=_evaluate)
     b = sub.add_parser("build", help="train the recipes of partx.models_store.recipes (make models)")
     b.add_argument("names", nargs="*", help="checkpoint names (default: the default JetClass recipes; tracking ones by name)")
     b.add_argument("--datadir", default="datasets/JetClass", help="generated training data (default datasets/JetClass)")

@@ -93,15 +93,27 @@ def adopt(recipe: TrackingRecipe, run: Path) -> dict:
     if rec.get("model") != recipe.model or rec.get("seed") != recipe.options["seed"] or differ:
         raise UserError(f"--from-run {run} is {rec.get('model')} seed {rec.get('seed')} with settings {s}; "
                         f"{recipe.name} needs {recipe.model} seed {recipe.options['seed']} and {want} (differs: {differ})")
-    first = (run / "stdout.log").read_text(errors="replace").splitlines()[0] if (run / "stdout.log").is_file() else ""
+    log = run / "stdout.log"
+    first = log.read_text(errors="replace").splitlines()[0] if log.is_file() else ""
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(log.stat().st_mtime - float(rec.get("wall_s") or 0))) if log.is_file() else None
+    try:  # the run does not record partx's commit: the repository's HEAD history at its start time stands in
+        at_start = subprocess.check_output(["git", "log", "-1", f"--before={started} +0000", "--format=%h", "HEAD"], cwd=REPO,
+                                           text=True).strip() if started else ""
+    except (OSError, subprocess.CalledProcessError):
+        at_start = ""
     knobs = " ".join(f"{k}={v}" for k, v in KNOBS.items())
     return dict(command=f"{knobs} DATADIR_TrackML={s.get('datadir')} {first}".strip(), seconds=rec.get("wall_s"), run=str(run),
                 study_command=(f"python analysis/tracking_compare.py --datadir {s.get('datadir')} --set {DATA['set']} --seeds "
                                f"{recipe.options['seed']} --models {recipe.model} --epochs {want['epochs']} --samples-per-epoch "
                                f"{want['samples_per_epoch']} --samples-per-epoch-val {want['samples_per_epoch_val']} "
                                f"--batch-size {want['batch_size']} --size {want['size']}"),
-                threads=None, load_average_at_start=None, best_epoch=_best_epoch(run / "train.log"), partx_commit=None,
-                weaver_test=rec.get("metrics"), data=f"the files of {s.get('datadir')} (see data.note)")
+                threads=None, load_average_at_start=None, best_epoch=_best_epoch(run / "train.log"),
+                partx_commit=f"not recorded by the run (started {started} UTC; the branch's last commit then: {at_start or 'unknown'})",
+                weaver_test=rec.get("metrics"),
+                data_note=(f"trained and weaver-tested on the files of {s.get('datadir')}, made by these commands with an earlier "
+                           "state of the TrackML generator: regenerating an event now gives the same number of hits but different "
+                           "cells (event 1029: 23,622 hits both ways, 16,577 instead of 16,576 pixel hits after preprocessing); the "
+                           "metrics and the check below use events regenerated with this partx"))
 
 
 def write_checkpoint(recipe: TrackingRecipe, record: dict, testdir: Path, checkdir: Path, models: Path) -> Path:
@@ -124,7 +136,8 @@ def write_checkpoint(recipe: TrackingRecipe, record: dict, testdir: Path, checkd
         name=recipe.name, family="tracking", about=recipe.about, model=recipe.model, network=entry.network,
         options=dict(recipe.options), data_config=DATA_CONFIG,
         weights=dict(file=weights.name, sha256=sha256sum(weights), bytes=weights.stat().st_size, parameters=None),
-        data=dict(DATA, split=dict(DATA["split"]), commands=data_commands("D")),
+        data=dict(DATA, split=dict(DATA["split"]), commands=data_commands("D"),
+                  **({"note": record["data_note"]} if record.get("data_note") else {})),
         training=dict(command=record["command"], **({"study_command": record["study_command"]} if "study_command" in record else {}),
                       make=f"python -m partx.models_store build {recipe.name}", epochs=int(KNOBS["NUM_EPOCHS"]),
                       samples_per_epoch=int(KNOBS["SAMPLES_PER_EPOCH"]), samples_per_epoch_val=int(KNOBS["SAMPLES_PER_EPOCH_VAL"]),
