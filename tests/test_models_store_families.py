@@ -56,9 +56,9 @@ def test_committed_tracking_checkpoint_reproduces_its_card(card_path, trackml_ch
     assert card.get("check.commands") == check_commands("DIR")
     got, bad = check_card(card, model, load_data_config(str(REPO / card.data_config)), trackml_check)
     assert not bad, bad
-    assert got["n_events"] == card.get("check.n_events", card.get("check.metrics.n_events")) == 20
+    assert got["n_events"] == card.data["check"]["metrics"]["n_events"] == 20
     # the check event is one of the card's three test events: its accuracy is not far from the test-set one
-    assert abs(got["accuracy@0.9"] - card.get("metrics.accuracy@0.9")) < 0.1
+    assert abs(got["accuracy@0.9"] - card.data["metrics"]["accuracy@0.9"]) < 0.1
     assert "accuracy@0.9" in headline(card)
 
 

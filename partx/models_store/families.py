@@ -53,7 +53,8 @@ def headline(card: ModelCard) -> str:
             return f"accuracy {acc:.3f} ± {se:.3f}"
         return f"accuracy {acc} (paper)" if acc is not None else ""
     names = scorer(card).HEADLINE
-    vals = [(n, card.get(f"metrics.{n}")) for n in names]
+    metrics = card.data.get("metrics") or {}  # names like accuracy@0.9 hold a dot: not card.get's dotted path
+    vals = [(n, metrics.get(n)) for n in names]
     return "  ".join(f"{n} {v:.3f}" for n, v in vals if isinstance(v, float))
 
 
