@@ -62,6 +62,28 @@ def test_committed_tracking_checkpoint_reproduces_its_card(card_path, trackml_ch
     assert "accuracy@0.9" in headline(card)
 
 
+def test_tracking_recipes_train_as_the_comparison_ran_and_adopt_only_matching_runs(tmp_path):
+    import json
+
+    from partx.cli import UserError
+    from partx.models_store.build_tracking import adopt, train_command
+    from partx.models_store.recipes_tracking import RECIPES
+
+    recipe = RECIPES["MambaB-S_gen-mu40_3k"]
+    assert train_command(recipe, "R")[:7] == ["./train_TrackML.sh", "MambaB", "3k", "-o", "seed", "1", "-o"]
+    assert train_command(recipe, "R")[7:9] == ["size", "'S'"]  # as analysis/tracking_compare.py passes it
+    run = tmp_path / "MambaB_seed1"
+    run.mkdir()
+    torch.save({}, run / "net_best_epoch_state.pt")
+    settings = dict(set="3k", epochs=2, samples_per_epoch=160, samples_per_epoch_val=20, batch_size=4, size="S", extra=[],
+                    datadir="D")
+    (run / "record.json").write_text(json.dumps(dict(model="MambaB", seed=1, settings=settings, wall_s=1.0, metrics={})))
+    assert adopt(recipe, run)["study_command"].startswith("python analysis/tracking_compare.py --datadir D --set 3k --seeds 1")
+    (run / "record.json").write_text(json.dumps(dict(model="MambaB", seed=2, settings=dict(settings, epochs=4))))
+    with pytest.raises(UserError, match=r"MambaB seed 2 .*differs: \{'epochs': \(4, 2\)\}"):
+        adopt(recipe, run)
+
+
 def _tracking_card(tmp_path: Path, **changes) -> Path:
     """A copy of a committed tracking card (and its weights) with ``changes`` applied, in ``tmp_path``."""
     src = TRACKING[0]
