@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 import awkward as ak
 import numpy as np
 
-from partx.interpret.jets import _fastjet_banner_silenced
+from partx.fastjet_banner import banner_silenced
 from partx.metrics.puppi import puppi_weights
 
 METHODS = ("none", "chs", "puppi", "model")
@@ -71,7 +71,7 @@ def cluster(p4: list[np.ndarray], weights: list[np.ndarray], settings: JetSettin
     counts = [len(s) for s in sel]
     flat = np.concatenate(sel) if sel else np.zeros((0, 4))
     arr = ak.unflatten(ak.zip({"px": flat[:, 0], "py": flat[:, 1], "pz": flat[:, 2], "E": flat[:, 3]}), counts)
-    with _fastjet_banner_silenced():  # fastjet's banner would land in stdout, which lists written files
+    with banner_silenced():  # fastjet's banner would land in stdout, which lists written files
         cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.antikt_algorithm, settings.R))
         jets = cs.inclusive_jets(min_pt=pt_min)
     out = []
