@@ -20,15 +20,14 @@ Batch layout (``PileupInputs``): the names of data/Pileup/*.yaml.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-import tqdm
 
-from partx.train.common import WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, predict_path, seed_everything, train_epoch, weaver_outputs
+from partx.train.common import (WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, evaluate_events, predict_path, seed_everything,
+                                train_epoch, weaver_outputs)
 from partx.train.common import check_options as common_check_options
 
 try:
@@ -129,23 +128,15 @@ def make_evaluate_fn(io: PileupInputs | None = None, jets: bool = True, threshol
     def evaluate(model, test_loader, dev, epoch, for_training=True, loss_func=None, steps_per_epoch=None, eval_metrics=None, tb_helper=None, extra_args=None):
         from partx.metrics.pileup import particle_metrics
 
-        model.eval()
-        events, losses, observers, n_batches = [], [], {}, 0
-        with torch.no_grad(), tqdm.tqdm(test_loader) as tq:
-            for X, _, Z in tq:
-                batch = unpack(X, io, dev)
-                logits = _forward(model, batch)
-                if loss_func is not None:
-                    losses.append(loss_func(logits, batch["is_lv"], batch["is_scored"]).item())
-                events.extend(_events(batch, logits))
-                if not for_training:
-                    for k, v in Z.items():
-                        observers.setdefault(k, []).append(np.asarray(v))
-                n_batches += 1
-                if steps_per_epoch is not None and n_batches >= steps_per_epoch:
-                    break
+        def step(X):
+            batch = unpack(X, io, dev)
+            logits = _forward(model, batch)
+            loss = loss_func(logits, batch["is_lv"], batch["is_scored"]) if loss_func is not None else None
+            return loss, _events(batch, logits)
+
+        events, loss, observers = evaluate_events(model, test_loader, for_training, steps_per_epoch, step)
         metrics = particle_metrics(events, threshold)
-        metrics["loss"] = float(np.mean(losses)) if losses else math.nan
+        metrics["loss"] = loss
         _logger.info("Eval metrics: %s", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
         main = metrics["roc_auc"]
         if for_training:

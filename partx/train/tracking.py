@@ -24,19 +24,18 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import tqdm
 
 from partx.losses.infonce import add_random_pairs, batched_info_nce, hept_point_pairs, knn_point_pairs
 from partx.metrics.tracking import (
     build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score, tune_dbscan_eps,
 )
-from partx.train.common import WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, predict_path, seed_everything, train_epoch, weaver_outputs
+from partx.train.common import (WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, evaluate_events, predict_path, seed_everything,
+                                train_epoch, weaver_outputs)
 from partx.train.common import check_options as common_check_options
 
 try:  # log through weaver's logger when weaver runs us (its handlers print to the console and the log file)
@@ -227,22 +226,14 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
     io = io or TrackingInputs()
 
     def evaluate(model, test_loader, dev, epoch, for_training=True, loss_func=None, steps_per_epoch=None, eval_metrics=None, tb_helper=None, extra_args=None):
-        model.eval()
-        events, losses, observers, n_batches = [], [], {}, 0
-        with torch.no_grad(), tqdm.tqdm(test_loader) as tq:
-            for X, _, Z in tq:
-                batch = unpack(X, io, dev)
-                loss, emb = _loss(model, batch, variant, False, loss_kw)
-                losses.append(loss.item())
-                events.extend(_events(batch, emb))
-                if not for_training:
-                    for k, v in Z.items():
-                        observers.setdefault(k, []).append(np.asarray(v))
-                n_batches += 1
-                if steps_per_epoch is not None and n_batches >= steps_per_epoch:
-                    break
+        def step(X):
+            batch = unpack(X, io, dev)
+            loss, emb = _loss(model, batch, variant, False, loss_kw)
+            return loss, _events(batch, emb)
+
+        events, loss, observers = evaluate_events(model, test_loader, for_training, steps_per_epoch, step)
         metrics = knn_metrics(events)
-        metrics["loss"] = float(np.mean(losses)) if losses else math.nan
+        metrics["loss"] = loss
         _logger.info("Eval metrics: %s", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         main = metrics["accuracy@0.9"]
         args = (extra_args or {}).get("args")
