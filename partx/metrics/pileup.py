@@ -72,3 +72,12 @@ def particle_metrics(events: list[dict], threshold: float = 0.5) -> dict[str, fl
     out.update(n_events=len(events), n_scored=int(len(y)), lv_fraction=float(y.mean()) if len(y) else float("nan"),
                n_events_skipped_auc=sum(not np.isfinite(m["roc_auc"]) for m in per), threshold=threshold)
     return out
+
+
+def puppi_like_metrics(events: list[dict], threshold: float = 0.5) -> dict[str, float]:
+    """``particle_metrics`` of the PUPPI-like weight (partx.metrics.puppi) used as the LV score: the baseline
+    a learned model is measured against at particle level. The events need the kinematics and ``charged``
+    besides ``is_lv`` / ``is_scored`` (as the jet metrics); the weights are kept in ``ev["w_puppi"]``."""
+    from partx.metrics.pileup_jets import event_puppi_weights
+
+    return particle_metrics([dict(ev, prob=event_puppi_weights(ev)) for ev in events], threshold)
