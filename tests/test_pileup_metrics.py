@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from partx.metrics.pileup import binary_metrics, particle_metrics, puppi_like_metrics
+from partx.metrics.pileup import binary_metrics, event_bootstrap, particle_metrics, puppi_like_metrics
 from partx.metrics.pileup_jets import JetSettings, bootstrap_resolution, cluster, format_table, four_momenta, jet_performance, method_weights, to_json
 from partx.metrics.puppi import puppi_weights
 
@@ -122,3 +122,18 @@ def test_puppi_like_particle_metrics_use_the_puppi_weight_as_score():
     # the LV neutral sits next to the hard LV track (w ~ 1), the pileup one is isolated (w = 0): perfect ranking
     assert m["roc_auc"] == 1.0 and m["accuracy"] == 1.0 and m["n_scored"] == 2
     assert "w_puppi" in ev and ev["prob"].sum() == 0  # weights cached for the jets; the model's prob untouched
+
+
+def test_event_bootstrap_pairs_events_and_scores():
+    rng = np.random.default_rng(1)
+    events = []
+    for _ in range(30):
+        y = rng.integers(0, 2, 60)
+        good = y + 0.8 * rng.standard_normal(60)
+        events.append(dict(is_lv=y, is_scored=np.ones(60, bool), prob=good, w_puppi=good.copy(), noise=rng.random(60)))
+    boot = event_bootstrap(events, scores=("prob", "w_puppi", "noise"), n_boot=60)
+    same, noise = boot["difference"]["w_puppi"], boot["difference"]["noise"]
+    assert same["roc_auc"] == {"diff": 0.0, "se": 0.0}  # identical scores: no difference in any resampling
+    assert noise["roc_auc"]["diff"] > 5 * noise["roc_auc"]["se"] > 0  # informative vs random score: clearly apart
+    assert 0 < boot["se"]["prob"]["roc_auc"] < 0.05
+    assert event_bootstrap(events, scores=("prob", "missing"))["difference"] == {}  # a score not in every event is left out

@@ -105,12 +105,16 @@ def write_test_outputs(events: list[dict], metrics: dict, out: str | None, jets:
     from partx.metrics.pileup_jets import format_table, jet_performance, plot_performance, to_json
 
     if jets:
-        from partx.metrics.pileup import puppi_like_metrics
+        from partx.metrics.pileup import event_bootstrap, puppi_like_metrics
 
         base = puppi_like_metrics(events)
         metrics["puppi_like"] = base
-        print("particle level, scored neutrals (pooled): " + ", ".join(
-            f"{k} model {metrics[k]:.4f} / PUPPI-like {base[k]:.4f}" for k in ("roc_auc", "average_precision", "accuracy")), flush=True)
+        boot = metrics["bootstrap"] = event_bootstrap(events)
+        se = boot["se"]
+        print("particle level, scored neutrals (pooled; ± bootstrap SE over events): " + ", ".join(
+            f"{k} model {metrics[k]:.4f} ± {se['prob'][k]:.4f} / PUPPI-like {base[k]:.4f} ± {se['w_puppi'][k]:.4f}"
+            for k in ("roc_auc", "average_precision")) + f"; accuracy model {metrics['accuracy']:.4f} / PUPPI-like {base['accuracy']:.4f}",
+            flush=True)
         perf = jet_performance(events)
         metrics["jets"] = perf
         print(format_table(perf), flush=True)
