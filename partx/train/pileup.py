@@ -20,15 +20,14 @@ Batch layout (``PileupInputs``): the names of data/Pileup/*.yaml.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-import tqdm
 
-from partx.train.common import WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, predict_path, seed_everything, train_epoch, weaver_outputs
+from partx.train.common import (WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, evaluate_events, predict_path, seed_everything,
+                                train_epoch, weaver_outputs)
 from partx.train.common import check_options as common_check_options
 
 try:
@@ -106,6 +105,16 @@ def write_test_outputs(events: list[dict], metrics: dict, out: str | None, jets:
     from partx.metrics.pileup_jets import format_table, jet_performance, plot_performance, to_json
 
     if jets:
+        from partx.metrics.pileup import event_bootstrap, puppi_like_metrics
+
+        base = puppi_like_metrics(events)
+        metrics["puppi_like"] = base
+        boot = metrics["bootstrap"] = event_bootstrap(events)
+        se = boot["se"]
+        print("particle level, scored neutrals (pooled; ± bootstrap SE over events): " + ", ".join(
+            f"{k} model {metrics[k]:.4f} ± {se['prob'][k]:.4f} / PUPPI-like {base[k]:.4f} ± {se['w_puppi'][k]:.4f}"
+            for k in ("roc_auc", "average_precision")) + f"; accuracy model {metrics['accuracy']:.4f} / PUPPI-like {base['accuracy']:.4f}",
+            flush=True)
         perf = jet_performance(events)
         metrics["jets"] = perf
         print(format_table(perf), flush=True)
@@ -129,23 +138,15 @@ def make_evaluate_fn(io: PileupInputs | None = None, jets: bool = True, threshol
     def evaluate(model, test_loader, dev, epoch, for_training=True, loss_func=None, steps_per_epoch=None, eval_metrics=None, tb_helper=None, extra_args=None):
         from partx.metrics.pileup import particle_metrics
 
-        model.eval()
-        events, losses, observers, n_batches = [], [], {}, 0
-        with torch.no_grad(), tqdm.tqdm(test_loader) as tq:
-            for X, _, Z in tq:
-                batch = unpack(X, io, dev)
-                logits = forward_logits(model, batch)
-                if loss_func is not None:
-                    losses.append(loss_func(logits, batch["is_lv"], batch["is_scored"]).item())
-                events.extend(events_of(batch, logits))
-                if not for_training:
-                    for k, v in Z.items():
-                        observers.setdefault(k, []).append(np.asarray(v))
-                n_batches += 1
-                if steps_per_epoch is not None and n_batches >= steps_per_epoch:
-                    break
+        def step(X):
+            batch = unpack(X, io, dev)
+            logits = forward_logits(model, batch)
+            loss = loss_func(logits, batch["is_lv"], batch["is_scored"]) if loss_func is not None else None
+            return loss, events_of(batch, logits)
+
+        events, loss, observers = evaluate_events(model, test_loader, for_training, steps_per_epoch, step)
         metrics = particle_metrics(events, threshold)
-        metrics["loss"] = float(np.mean(losses)) if losses else math.nan
+        metrics["loss"] = loss
         _logger.info("Eval metrics: %s", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
         main = metrics["roc_auc"]
         if for_training:
