@@ -104,6 +104,16 @@ def test_tracking_card_with_wrong_options_or_network_is_named(tmp_path):
         family(read_card(_tracking_card(tmp_path, family="trucking")))
 
 
+def test_jet_tools_refuse_a_tracking_card(capsys):
+    from bad_inputs import assert_user_error, call
+
+    sys.path.insert(0, str(REPO / "analysis"))
+    import profile_model
+
+    res = call(profile_model.main, ["--checkpoint", TRACKING[0].stem, "--length", "16"], capsys)
+    assert_user_error(res, TRACKING[0].stem, "tracking checkpoint", "takes jets")
+
+
 # ----------------------------------------------------------------- pileup: a tiny random model, not committed
 PILEUP_OPTIONS = dict(size="S", h_dim=16, n_layers=2, head_hidden=16, seed=0)
 
