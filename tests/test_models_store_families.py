@@ -72,13 +72,16 @@ def test_tracking_recipes_train_as_the_comparison_ran_and_adopt_only_matching_ru
     recipe = RECIPES["MambaB-S_gen-mu40_3k"]
     assert train_command(recipe, "R")[:7] == ["./train_TrackML.sh", "MambaB", "3k", "-o", "seed", "1", "-o"]
     assert train_command(recipe, "R")[7:9] == ["size", "'S'"]  # as analysis/tracking_compare.py passes it
-    run = tmp_path / "MambaB_seed1"
-    run.mkdir()
+    run = tmp_path / "runs" / "MambaB_seed1"  # analysis/tracking_compare.py's layout: OUT/runs/<model>_seed<seed>
+    run.mkdir(parents=True)
     torch.save({}, run / "net_best_epoch_state.pt")
     settings = dict(set="3k", epochs=2, samples_per_epoch=160, samples_per_epoch_val=20, batch_size=4, size="S", extra=[],
                     datadir="D")
     (run / "record.json").write_text(json.dumps(dict(model="MambaB", seed=1, settings=settings, wall_s=1.0, metrics={})))
-    assert adopt(recipe, run)["study_command"].startswith("python analysis/tracking_compare.py --datadir D --set 3k --seeds 1")
+    (run / "stdout.log").write_text(f"bash /some/where/train_TrackML.sh MambaB 3k --model-prefix {run}/net\n")
+    record = adopt(recipe, run)
+    assert record["study_command"].startswith("python analysis/tracking_compare.py --datadir D --out OUT --set 3k --seeds 1")
+    assert record["command"].endswith("DATADIR_TrackML=D bash ./train_TrackML.sh MambaB 3k --model-prefix OUT/runs/MambaB_seed1/net")
     (run / "record.json").write_text(json.dumps(dict(model="MambaB", seed=2, settings=dict(settings, epochs=4))))
     with pytest.raises(UserError, match=r"MambaB seed 2 .*differs: \{'epochs': \(4, 2\)\}"):
         adopt(recipe, run)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -83,6 +84,12 @@ def train(recipe: TrackingRecipe, datadir: Path, runs: Path) -> dict:
     return record
 
 
+def _portable(text: str, datadir: str, out: str) -> str:
+    """A recorded command without this machine's folders: the data folder as D, the comparison's --out as OUT."""
+    text = text.replace(datadir, "D").replace(out, "OUT") if datadir and out else text
+    return re.sub(r"\S*/(train_TrackML\.sh)", r"./\1", text)
+
+
 def adopt(recipe: TrackingRecipe, run: Path) -> dict:
     """The run record of a finished analysis/tracking_compare.py run with exactly the recipe's settings."""
     path = run / "record.json"
@@ -106,15 +113,17 @@ def adopt(recipe: TrackingRecipe, run: Path) -> dict:
     except (OSError, subprocess.CalledProcessError):
         at_start = ""
     knobs = " ".join(f"{k}={v}" for k, v in KNOBS.items())
-    return dict(command=f"{knobs} DATADIR_TrackML={s.get('datadir')} {first}".strip(), seconds=rec.get("wall_s"), run=str(run),
-                study_command=(f"python analysis/tracking_compare.py --datadir {s.get('datadir')} --set {DATA['set']} --seeds "
+    datadir, out = str(s.get("datadir") or ""), str(run.resolve().parent.parent)
+    return dict(command=_portable(f"{knobs} DATADIR_TrackML={datadir} {first}".strip(), datadir, out),
+                seconds=rec.get("wall_s"), run=str(run),
+                study_command=(f"python analysis/tracking_compare.py --datadir D --out OUT --set {DATA['set']} --seeds "
                                f"{recipe.options['seed']} --models {recipe.model} --epochs {want['epochs']} --samples-per-epoch "
                                f"{want['samples_per_epoch']} --samples-per-epoch-val {want['samples_per_epoch_val']} "
                                f"--batch-size {want['batch_size']} --size {want['size']}"),
                 threads=None, load_average_at_start=None, best_epoch=_best_epoch(run / "train.log"),
                 partx_commit=f"not recorded by the run (started {started} UTC; the branch's last commit then: {at_start or 'unknown'})",
                 weaver_test=rec.get("metrics"),
-                data_note=(f"trained and weaver-tested on the files of {s.get('datadir')}, made by these commands with an earlier "
+                data_note=("trained and weaver-tested on the files of the comparison's data folder, made by these commands with an earlier "
                            "state of the TrackML generator: regenerating an event now gives the same number of hits but different "
                            "cells (event 1029: 23,622 hits both ways, 16,577 instead of 16,576 pixel hits after preprocessing); the "
                            "metrics and the check below use events regenerated with this partx"))
