@@ -85,6 +85,7 @@ def _main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", choices=va.SIZES, default="demo", help="demo: ParT-block models at the README demo size (default)")
     p.add_argument("--model-opts", type=_model_opt, action="append", default=[], metavar="NAME=OPTS",
                    help="more weaver options for one model, after the sizing ones")
+    p.add_argument("--dataopts", default=va.DATAOPTS, help="weaver data options of every run (default: %(default)s)")
     p.add_argument("--target-se", type=_fraction, default=va.TARGET_SE, help="SE of a difference to reach (default 0.005)")
     p.add_argument("--assumed-seed-std", type=float, default=va.ASSUMED_SEED_STD,
                    help="per-model seed-to-seed accuracy std assumed by the design (default 0.005)")
@@ -102,7 +103,7 @@ def _main(argv: list[str] | None = None) -> int:
     cfg = va.ProtocolConfig(jets_per_class=size, train_dirs=dirs, eval_dir=args.eval_data or dirs[0], out_dir=args.out,
                             models=models, baseline=args.baseline, seeds=args.seeds, epochs=args.epochs,
                             batch_size=args.batch_size, features=args.features, size=args.size,
-                            model_opts=dict(args.model_opts), title=args.title, target_se=args.target_se,
+                            model_opts=dict(args.model_opts), dataopts=args.dataopts, title=args.title, target_se=args.target_se,
                             assumed_seed_std=args.assumed_seed_std)
     bench = None
     if args.benchmark is not None:

@@ -36,7 +36,7 @@ from partx import registry
 from partx.atomic import atomic_write
 from partx.cli import UserError, writable_dir
 from partx.studies import stats
-from partx.studies.training_size import (
+from partx.studies.training_size import (  # noqa: F401 - DATAOPTS: the CLI's default
     DATAOPTS, REPO, StudyConfig, build_view, run_name, run_one, validate as validate_study, write_json_atomic,
 )
 
