@@ -296,7 +296,7 @@ def plot_accuracy(summary: dict, records: list[dict], baseline: str, path: Path,
 
     hep_style()
     models = list(summary)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(max(12, 1.6 * len(models) * 2), 6.5), gridspec_kw={"wspace": 0.3})
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(max(12.0, 1.3 * len(models)), 6.5), gridspec_kw={"wspace": 0.3})
     for i, m in enumerate(models):
         vals = [100 * r["accuracy"] for r in records if r["model"] == m]
         ax.scatter([i] * len(vals), vals, color="grey", s=15, zorder=3)
