@@ -256,6 +256,10 @@ def _pm(s: dict, scale: float = 100.0, digits: int = 2) -> str:
     return f"{s['mean'] * scale:.{digits}f}" + (f" ± {s['std'] * scale:.{digits}f}" if math.isfinite(s["std"]) else "")
 
 
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}" if math.isfinite(x) else "–"
+
+
 def markdown(summary: dict, ach: dict, baseline: str, des: dict | None = None, title: str = "") -> str:
     heads = ["model", "size", "seeds", "accuracy (%)", "AUC", f"Δ acc vs {baseline} (pp)", "SE (seed ⊕ test)",
              "verdict", "train jets/s"]
@@ -265,7 +269,7 @@ def markdown(summary: dict, ach: dict, baseline: str, des: dict | None = None, t
         rows.append([model, v.get("size", ""), str(len(v["seeds"])), _pm(v["accuracy"]),
                      _pm(v["auc"], 1.0, 4),
                      "–" if d is None else f"{d['mean'] * 100:+.2f}",
-                     "–" if d is None else f"{d['se'] * 100:.2f} ({d['se_seed'] * 100:.2f} ⊕ {d['se_test'] * 100:.2f})",
+                     "–" if d is None else f"{_pct(d['se'])} ({_pct(d['se_seed'])} ⊕ {_pct(d['se_test'])})",
                      "baseline" if model == baseline else (d["verdict"] if d else "no baseline runs"),
                      "–" if v["train_jets_per_s"] is None or not math.isfinite(v["train_jets_per_s"]) else f"{v['train_jets_per_s']:.0f}"])
     text = (f"{title}\n\n" if title else "")
@@ -278,9 +282,9 @@ def markdown(summary: dict, ach: dict, baseline: str, des: dict | None = None, t
         text += (f"Design: assumed seed std {des['assumed_seed_std'] * 100:.2f} %, {des['n_seeds']} seeds, "
                  f"{des['n_test']} test jets -> expected SE of a difference {des['total'] * 100:.2f} % "
                  f"(seed {des['seed'] * 100:.2f}, test {des['test'] * 100:.2f}); target {des['target'] * 100:.2f} %.\n")
-    text += (f"Achieved: largest SE of a difference {ach['max_se'] * 100:.2f} %, median {ach['median_se'] * 100:.2f} % "
-             f"(target {ach['target'] * 100:.2f} %: {'met' if ach['met'] else 'NOT met'}); median seed-to-seed std of "
-             f"the accuracies {ach['seed_std_median'] * 100:.2f} %.\n")
+    text += (f"Achieved: largest SE of a difference {_pct(ach['max_se'])} %, median {_pct(ach['median_se'])} % "
+             f"(target {ach['target'] * 100:.2f} %: {'met' if ach['met'] else 'NOT met'}{'' if ach['n_finite'] == ach['n_differences'] else '; a difference with one seed has no seed error'}); median seed-to-seed std of "
+             f"the accuracies {_pct(ach['seed_std_median'])} %.\n")
     short = {m: v["diff"]["seeds_needed"] for m, v in summary.items()
              if "diff" in v and math.isfinite(v["diff"]["se"]) and v["diff"]["se"] > ach["target"]}
     if short:
