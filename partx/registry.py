@@ -104,6 +104,9 @@ _ENTRIES = (
                options={"pair_embed_dims": None}, amp=True, **_PART),
     ModelEntry("ParT-demo", _PART_NET, "CPU-sized ParT of `make demo` and the training-size study",
                options=PART_DEMO_OPTIONS, amp=True, **_PART),
+    # weaver's later ParT block defaults (partx.models.part.version_block_defaults), paper size otherwise
+    ModelEntry("ParT-v2", _PART_NET, "ParT with weaver's version 2 block defaults", options={"version": 2}, amp=True, **_PART),
+    ModelEntry("ParT-v3", _PART_NET, "ParT with weaver's version 3 block defaults", options={"version": 3}, amp=True, **_PART),
     ModelEntry("ParTFlash", "example_ParTFlash.py",
                "fused FlexAttention kernel that keeps U (CUDA; SDPA fallback elsewhere)", amp=True, **_PART),
     ModelEntry("LinformerParT", "example_LinformerParT.py",
