@@ -161,8 +161,9 @@ def block_mixer_names(cfg: ParTConfig) -> list[str]:
 
     A per-block list rather than a list of attention block ids: one statement covers every combination
     (Mamba + attention-with-U, Mamba + Linformer, ...), each block's entry sits at its index like weaver's
-    block layout, and it survives a JSON round trip of the config. Raises ``ValueError`` naming the problem
-    (wrong length, unknown mixer, ``mixer_options`` for a ``mixer`` no block uses).
+    block layout, and it survives a JSON round trip of the config. ``mixer_options`` go to the blocks whose
+    mixer is ``mixer``; the others get their mixer's defaults. Raises ``ValueError`` naming the problem
+    (wrong length, unknown mixer).
     """
     if cfg.block_mixers is None:
         return [cfg.mixer] * cfg.num_layers
@@ -175,8 +176,6 @@ def block_mixer_names(cfg: ParTConfig) -> list[str]:
             mixer_class(name)
         except ValueError as err:
             raise ValueError(f"block_mixers[{i}]: {err}") from None
-    if cfg.mixer_options and cfg.mixer not in names:
-        raise ValueError(f"mixer_options are for mixer {cfg.mixer!r}, which no entry of block_mixers uses")
     return names
 
 
