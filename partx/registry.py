@@ -116,6 +116,8 @@ _ENTRIES = (
                "LSH attention (buckets of 16, 2 rounds), U gathered for the computed pairs",
                needs_max_len=True, **_PART),
     ModelEntry("MambaParT", "example_MambaParT.py", "bidirectional Mamba over pT-ordered particles (no U)", **_PART),
+    ModelEntry("HybridParT", "example_HybridParT.py",
+               "MambaParT's Mamba blocks + one attention-with-U block (block 4 of 8; Mamba-a for jets)", **_PART),
     ModelEntry("PN", "example_ParticleNet.py", "ParticleNet (weaver-core's model)", batch_size=512, lr=1e-2,
                head=r"mod\.fc\.1\."),  # the last Linear only, as the official PN fine-tuning (fc_out)
     ModelEntry("PFN", "example_PFN.py", "Particle Flow Network (Deep Sets)", batch_size=4096, lr=2e-2,
