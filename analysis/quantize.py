@@ -4,6 +4,10 @@
     python analysis/quantize.py ParT-demo run/net_best_epoch_state.pt 'datasets/gen/Pythia/test_20M/*.root' \
         --calib-data 'datasets/gen/Pythia/val_5M/*.root' --methods dynamic,static,onnx,onnx-int8 \
         --lowrank run/lowrank.pt --out output/quantize
+    python analysis/quantize.py --checkpoint models/ParT_gen-small_full 'datasets/gen/Pythia/test_20M/*.root'
+
+With ``--checkpoint`` (a model card of models/, by path or name) the network, options, weights and data config
+come from the card and every positional argument is a data file.
 
 Every method is evaluated on the same jets (paired: accuracy difference with its paired standard error,
 predictions that flip, max/mean logit difference) and timed in the same run on one batch of those jets
@@ -32,14 +36,17 @@ def build_parser() -> ArgumentParser:
     from partx.quant import METHODS
 
     p = ArgumentParser(prog="quantize.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("model", help=f"registered name ({', '.join(registry.names('jetclass'))}) or network file")
-    p.add_argument("checkpoint", help="fp32 state_dict (weaver's *_best_epoch_state.pt)")
-    p.add_argument("data", nargs="+", help="test ROOT/parquet files (globs allowed)")
+    p.add_argument("inputs", nargs="+", metavar="[MODEL CHECKPOINT] DATA",
+                   help=f"MODEL: registered name ({', '.join(registry.names('jetclass'))}) or network file; CHECKPOINT: "
+                        "its fp32 state_dict (weaver's *_best_epoch_state.pt); DATA: test ROOT/parquet files (globs "
+                        "allowed). With --checkpoint, DATA only")
+    p.add_argument("--checkpoint", dest="card", default=None,
+                   help="a model card (models/<name> or its name): network, options, weights and data config from it")
     p.add_argument("--methods", type=csv_list, default=csv_list(DEFAULT_METHODS), help=f"from {', '.join(METHODS)}")
     p.add_argument("--lowrank", default=None, help="compressed checkpoint from `python -m partx.compress` (adds a row)")
     p.add_argument("--calib-data", nargs="+", default=None, help="calibration files (default: the first test jets)")
     p.add_argument("--calib-jets", type=positive_int, default=1024)
-    p.add_argument("--data-config", default="data/JetClass/JetClass_full.yaml")
+    p.add_argument("--data-config", default=None, help="default: the card's, else data/JetClass/JetClass_full.yaml")
     p.add_argument("-o", "--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="get_model override (as weaver -o; repeatable)")
     p.add_argument("--max-jets", type=positive_int, default=None, help="evaluate the first jets only")
@@ -51,6 +58,22 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+def _resolve_inputs(args) -> None:
+    """Split the positionals into model / checkpoint / data; a card (--checkpoint) supplies the first two and
+    the data config."""
+    from partx.models_store.loader import cli_card, data_config_path
+
+    card = cli_card(args.card, {"-o": args.model_option, "--data-config": args.data_config})
+    if card is not None:
+        args.model, args.checkpoint, args.data = str(card.path), None, list(args.inputs)
+        args.data_config = str(data_config_path(card))
+        return
+    if len(args.inputs) < 3:
+        raise UserError("give MODEL CHECKPOINT DATA... (or --checkpoint models/<name> DATA...)")
+    args.model, args.checkpoint, args.data = args.inputs[0], args.inputs[1], list(args.inputs[2:])
+    args.data_config = args.data_config or "data/JetClass/JetClass_full.yaml"
+
+
 def _check(args) -> None:
     import glob
     import os
@@ -60,7 +83,7 @@ def _check(args) -> None:
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         raise UserError(f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)}")
-    for path, what in ((args.checkpoint, "checkpoint"), (args.data_config, "data config"),
+    for path, what in (*(((args.checkpoint, "checkpoint"),) if args.checkpoint else ()), (args.data_config, "data config"),
                        *(((args.lowrank, "--lowrank checkpoint"),) if args.lowrank else ())):
         if not os.path.isfile(path):
             raise UserError(f"{what} not found: {path}")
@@ -93,6 +116,7 @@ def _build(args):
 def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    _resolve_inputs(args)
     _check(args)
     out = writable_dir(args.out)
 
@@ -175,7 +199,7 @@ def _main(argv: list[str] | None) -> int:
             r["speedup_vs_onnx"] = onnx["latency_ms"] / r["latency_ms"]
             r["size_ratio_vs_onnx"] = r["size_bytes"] / onnx["size_bytes"]
     command = "python analysis/quantize.py " + " ".join(shlex.quote(a) for a in argv)
-    result = dict(command=command, model=spec.name, checkpoint=str(args.checkpoint), bench_batch=args.bench_batch,
+    result = dict(command=command, model=spec.name, checkpoint=str(args.checkpoint or args.card), bench_batch=args.bench_batch,
                   machine=machine_info("cpu", args.threads), rows=rows, skipped=skipped)
     from partx.quant.report import write_outputs
 

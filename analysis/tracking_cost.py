@@ -5,6 +5,8 @@
         --hits 3000,6000,10000,15000,20000,60000 --threads 2 --out benchmarks/cpu/tracking_cost
 
 One event (batch 1), forward only, fp32, all models in one run on one machine (the seed paper's Figs. 3-4).
+Randomly initialised networks by default; ``--checkpoint models/HEPT-S_gen-mu40_3k,models/MambaB-S_gen-mu40_3k``
+measures trained checkpoints of models/ (network and size from their cards, docs/models.md).
 Inputs are random pixel hits with realistic coordinate ranges, or with ``--data GLOB`` the hits of
 preprocessed TrackML ROOT files (data/TrackML/*.yaml layout). A configuration whose single forward takes
 (or, extrapolated from the previous N, would take) longer than --max-seconds is skipped and marked in the
@@ -38,7 +40,10 @@ def _ints(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="tracking_cost.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", type=csv_list, default=list(MODELS), help=f"comma-separated from {', '.join(MODELS)} (default all)")
+    p.add_argument("--models", type=csv_list, default=None, help=f"comma-separated from {', '.join(MODELS)} (default all)")
+    p.add_argument("--checkpoint", type=csv_list, default=None,
+                   help="comma-separated models/ cards of the tracking family (e.g. models/HEPT-S_gen-mu40_3k): "
+                        "measure these trained networks instead of randomly initialised --models / --sizes")
     p.add_argument("--sizes", type=csv_list, default=None, help="comma-separated from S, M, L (default S)")
     p.add_argument("--hits", type=_ints, default=None, help=f"hit counts N (default {','.join(map(str, DEFAULT_HITS))})")
     p.add_argument("--quick", action="store_true", help=f"a seconds-long smoke run: hits {QUICK_HITS}, S only, short timing")
@@ -59,8 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args) -> CostConfig:
     hits = args.hits or (QUICK_HITS if args.quick else list(DEFAULT_HITS))
+    if args.checkpoint and (args.models or args.sizes):
+        raise TrackingCostError("--checkpoint takes model and size from the cards: drop --models / --sizes")
     cfg = CostConfig(
-        models=args.models, sizes=args.sizes or ["S"], hits=hits, device=args.device, threads=args.threads,
+        models=[] if args.checkpoint else (args.models or list(MODELS)), sizes=[] if args.checkpoint else (args.sizes or ["S"]),
+        checkpoints=args.checkpoint or [], hits=hits, device=args.device, threads=args.threads,
         max_seconds=args.max_seconds, time_budget=0.3 if args.quick else args.time_budget,
         min_run_time=0.05 if args.quick else 0.2, measure_memory=not args.no_memory,
         scan_flops_per_element=args.scan_flops, seed=args.seed, data=args.data, data_config=args.data_config,

@@ -8,8 +8,6 @@ ONNX: the scan is unrolled over particles when traced, so the exported graph has
 but a fixed particle axis (the data config's length, 128, which weaver always pads to).
 """
 
-from partx.models.weaver_net import part_network
+from partx.models.weaver_net import MAMBA_PART_DEFAULTS, part_network
 
-get_model, get_loss = part_network(
-    mixer="mamba", mixer_options={"expand": 1, "d_state": 16}, ordering="pt", onnx_dynamic_length=False
-)
+get_model, get_loss = part_network(**MAMBA_PART_DEFAULTS)

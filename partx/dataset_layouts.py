@@ -36,6 +36,7 @@ class DatasetLayout:
     features_name: str = "feature set"  # what the FEATURES argument selects (TrackML: the event/sector set)
     aliases: tuple[tuple[str, str], ...] = ()  # other names of a FEATURES value (TrackML: 60k = full)
     sample: str = ""                   # sub-directory above the splits (JetClass: generator name; may use {features})
+    sample_in_run_name: bool = True    # whether a fixed ``sample`` is part of run names (Pileup: no, "processed" says nothing)
     groups: tuple[str, ...] = ()
     ext: str = "root"
     epochs: int = 50
@@ -52,7 +53,7 @@ class DatasetLayout:
     @property
     def sample_tag(self) -> str:
         """The sample's part of run names (none when the sample directory is just the feature set)."""
-        return "" if "{" in self.sample else self.sample
+        return "" if "{" in self.sample or not self.sample_in_run_name else self.sample
 
     def for_features(self, features: str) -> DatasetLayout:
         """This layout with ``{features}`` in the sample directory filled in."""
@@ -103,12 +104,14 @@ TRACKML = DatasetLayout(
 
 #: Pileup (HEPT's pileup task, docs/pileup_models.md): processed events from partx.readers.pileup (the
 #: contract of the pileup reader: several events per file, one row per event, HEPT's per-particle arrays).
-#: One data config ("processed"); HEPT's pileup config trains with Adam at lr 1e-3. The epoch is counted in
-#: events. Predictions are per-particle probabilities (jagged): parquet.
+#: Two data configs over the same files: "processed" (HEPT's inputs) and "vtx" (HEPT's inputs + the charged
+#: particles' vertex association, the information CHS and PUPPI use; docs/pileup_models.md). HEPT's pileup
+#: config trains with Adam at lr 1e-3. The epoch is counted in events. Predictions are per-particle
+#: probabilities (jagged): parquet.
 PILEUP = DatasetLayout(
     name="Pileup", family="pileup", datadir_var="DATADIR_Pileup", default_datadir="./datasets/Pileup",
-    sample="{features}", train="train", val="val", test="test",  # {DATADIR_Pileup}/processed/{split}
-    data_config="data/Pileup/Pileup_{features}.yaml", features=("processed",), default_features="processed",
+    sample="processed", sample_in_run_name=False, train="train", val="val", test="test",  # {DATADIR_Pileup}/processed/{split}
+    data_config="data/Pileup/Pileup_{features}.yaml", features=("processed", "vtx"), default_features="processed",
     features_name="Pileup set",
     generate_hint="python -m partx.datagen pileup --out $DATADIR_Pileup/raw --events 20 (preprocessed on first use)",
     epochs=100, samples_per_epoch=800, samples_per_epoch_val=100, optimizer="adam",

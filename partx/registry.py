@@ -104,6 +104,9 @@ _ENTRIES = (
                options={"pair_embed_dims": None}, amp=True, **_PART),
     ModelEntry("ParT-demo", _PART_NET, "CPU-sized ParT of `make demo` and the training-size study",
                options=PART_DEMO_OPTIONS, amp=True, **_PART),
+    # weaver's later ParT block defaults (partx.models.part.version_block_defaults), paper size otherwise
+    ModelEntry("ParT-v2", _PART_NET, "ParT with weaver's version 2 block defaults", options={"version": 2}, amp=True, **_PART),
+    ModelEntry("ParT-v3", _PART_NET, "ParT with weaver's version 3 block defaults", options={"version": 3}, amp=True, **_PART),
     ModelEntry("ParTFlash", "example_ParTFlash.py",
                "fused FlexAttention kernel that keeps U (CUDA; SDPA fallback elsewhere)", amp=True, **_PART),
     ModelEntry("LinformerParT", "example_LinformerParT.py",
@@ -116,6 +119,8 @@ _ENTRIES = (
                "attention over the k=16 nearest neighbours in Delta R, U evaluated only for those pairs",
                amp=True, **_PART),
     ModelEntry("MambaParT", "example_MambaParT.py", "bidirectional Mamba over pT-ordered particles (no U)", **_PART),
+    ModelEntry("HybridParT", "example_HybridParT.py",
+               "MambaParT's Mamba blocks + one attention-with-U block (block 4 of 8; Mamba-a for jets)", **_PART),
     ModelEntry("PN", "example_ParticleNet.py", "ParticleNet (weaver-core's model)", batch_size=512, lr=1e-2,
                head=r"mod\.fc\.1\."),  # the last Linear only, as the official PN fine-tuning (fc_out)
     ModelEntry("PFN", "example_PFN.py", "Particle Flow Network (Deep Sets)", batch_size=4096, lr=2e-2,

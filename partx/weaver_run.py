@@ -17,8 +17,13 @@ This is ``weaver.train`` (weaver-core 0.5.3) with these additions installed firs
   ``ERROR:`` line with exit status 2, as every partx command line does.
 * **An optional seed.** weaver seeds nothing; with ``PARTX_SEED=<int>`` in the environment Python's,
   numpy's and torch's generators are seeded before weaver builds the model (its initial weights) and its
-  data loaders (torch derives each loader worker's seed from it). ``make models`` sets it; it fixes the
-  initialisation and the shuffling, not bit-identical training (thread scheduling, BLAS reductions).
+  data loaders (torch derives each loader worker's seed from it, and weaver seeds numpy in each worker
+  from that). weaver also orders the classes it loads through a Python ``set`` of names, whose order
+  changes with Python's per-process hash seed: with ``PARTX_SEED`` and no ``PYTHONHASHSEED``, the process
+  re-executes itself once with ``PYTHONHASHSEED=<seed>`` so the loading order repeats too. On CPU two
+  runs with the same seed and data then give identical weights (tests/test_variant_accuracy.py); on GPU
+  some kernels (atomic adds) are not bit-reproducible. ``make models`` and analysis/variant_accuracy.py
+  set it.
 
 partx.launcher (``./train_<Dataset>.sh``) and partx.ddp run weaver through this module.
 """
@@ -144,7 +149,21 @@ def seed_from_env(env=os.environ) -> int | None:
     return seed
 
 
+def _hash_seed_env(env=os.environ) -> dict | None:
+    """The environment to re-execute with (``PYTHONHASHSEED`` = the seed) when ``PARTX_SEED`` is set and the
+    hash seed is not, else None. weaver's ``_SimpleIter.restart`` builds its per-class file dict from
+    ``set(names)``: string hashes, so the order in which classes are concatenated (and then shuffled
+    with the seeded numpy generator) differs between processes unless the hash seed is fixed."""
+    text = env.get("PARTX_SEED", "")
+    if not text.strip().isdigit() or env.get("PYTHONHASHSEED"):
+        return None
+    return dict(env, PYTHONHASHSEED=str(int(text) % 2**32))
+
+
 def main() -> None:
+    new_env = _hash_seed_env()
+    if new_env is not None:  # before anything is imported or started: the hash seed is read at start-up
+        os.execve(sys.executable, [sys.executable, "-m", "partx.weaver_run", *sys.argv[1:]], new_env)
     install()
     seed_from_env()
     from weaver.train import main as weaver_main

@@ -249,3 +249,14 @@ def test_onnx_export_matches_torch(tmp_path):
         (y,) = session.run(None, {"x": x.numpy(), "v": v.numpy(), "mask": mask.numpy()})
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(y), model(x, v, mask), atol=1e-5, rtol=1e-4)
+
+
+def test_local_and_dense_blocks_mix():
+    """Per-block mixers (block_mixers): a local block next to a dense-U block; with k >= N it is ParT."""
+    torch.manual_seed(0)
+    ref = ParticleTransformer(**SMALL).eval()
+    mixed = ParticleTransformer(**SMALL, mixer="local", mixer_options={"k": 24}, block_mixers=["local", "sdpa"]).eval()
+    mixed.load_state_dict(ref.state_dict(), strict=True)
+    x, v, mask = jets()
+    with torch.no_grad():
+        torch.testing.assert_close(mixed(x, v, mask), ref(x, v, mask), atol=2e-5, rtol=1e-4)

@@ -18,7 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import jetclass_fixture  # noqa: E402
 from test_jetclass_pipeline import REPO, load_network, run_script  # noqa: E402
 
-VARIANTS = ["ParT", "ParTFlash", "LinformerParT", "ReformerParT", "LocalParT", "MambaParT", "ParT-plain"]
+VARIANTS = ["ParT", "ParTFlash", "LinformerParT", "ReformerParT", "LocalParT", "MambaParT", "HybridParT", "ParT-plain"]
+#: ONNX graph unrolled over the data config's 128 particles (a Mamba scan): fixed length, documented
+FIXED_LENGTH = ("MambaParT", "HybridParT")
 TINY = {"num_layers": 1, "embed_dims": [32, 32], "num_heads": 4, "num_cls_layers": 1}
 
 
@@ -27,6 +29,8 @@ def tiny(model: str) -> dict:
     opts = dict(TINY)
     if model != "MambaParT":
         opts["pair_embed_dims"] = [16]
+    if model == "HybridParT":
+        opts["num_layers"] = 2  # a Mamba block, then the attention-with-U block (num_layers // 2)
     return {k: v for k, v in opts.items() if k not in registry.get(model).options}
 
 
@@ -67,8 +71,7 @@ def test_variant_trains_predicts_and_exports(model, datadir, tmp_path):
     net.eval()
     sess = ort.InferenceSession(str(onnx_path))
     g = torch.Generator().manual_seed(0)
-    # MambaParT's graph is unrolled over the 128 particles of the data config: fixed length (documented)
-    for n in ((128,) if model == "MambaParT" else (128, 64)):
+    for n in ((128,) if model in FIXED_LENGTH else (128, 64)):
         mask = (torch.arange(n)[None, None, :] < torch.tensor([n, n // 2, 7])[:, None, None]).float()
         p3 = torch.randn(3, 3, n, generator=g) * 10
         inputs = {"pf_points": torch.randn(3, 2, n, generator=g) * 0.3 * mask,
@@ -78,6 +81,6 @@ def test_variant_trains_predicts_and_exports(model, datadir, tmp_path):
             ref = net(*[inputs[k] for k in info["input_names"]]).numpy()
         out = sess.run(None, {k: inputs[k].numpy() for k in info["input_names"]})[0]
         np.testing.assert_allclose(out, ref, atol=1e-4)
-    if model == "MambaParT":  # another length is refused by ONNX Runtime, not silently wrong
+    if model in FIXED_LENGTH:  # another length is refused by ONNX Runtime, not silently wrong
         with pytest.raises(Exception, match="(?i)dimension|shape"):
             sess.run(None, {k: np.zeros((3, v.shape[1], 64), np.float32) for k, v in inputs.items()})

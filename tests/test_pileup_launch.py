@@ -111,3 +111,34 @@ def test_train_mambab_end_to_end(tiny_pileup, tmp_path):
     probs = ak.from_parquet(out / "pred.parquet")["scores"]
     assert len(probs) == 4 and ak.num(probs, axis=1)[0] == 280
     print(f"ROC AUC trained {metrics['roc_auc']:.4f} vs untrained {untrained:.4f}; AP {metrics['average_precision']:.4f}")
+
+
+def test_vtx_set_adds_the_charged_vertex_association(tiny_pileup, tmp_path):
+    """`./train_Pileup.sh MODEL vtx`: same files, HEPT's 7 features + (charged & LV, charged & pileup), 0 for
+    every neutral (their truth never reaches the inputs)."""
+    import shutil
+
+    import torch
+    import uproot
+    from weaver.utils.dataset import SimpleIterDataset
+
+    res = train(["HEPT", "vtx"], {"DATADIR_Pileup": str(tiny_pileup), "DRY_RUN": "1"})
+    assert res.returncode == 0, res.stderr
+    cmd = shlex.split(res.stdout.strip().splitlines()[-1])
+    opt = {a: cmd[i + 1] for i, a in enumerate(cmd[:-1]) if a.startswith("--")}
+    assert opt["--data-config"] == "data/Pileup/Pileup_vtx.yaml" and opt["--data-test"] == f"{tiny_pileup}/processed/test/*.root"
+
+    cfg = tmp_path / "Pileup_vtx.yaml"  # weaver writes a .auto.yaml beside the config: keep it out of the repo
+    shutil.copy(REPO / "data/Pileup/Pileup_vtx.yaml", cfg)
+    files = sorted(glob.glob(f"{tiny_pileup}/processed/test/*.root"))
+    ds = SimpleIterDataset({"_": files}, str(cfg), for_training=False, fetch_by_files=True, fetch_step=1, name="test")
+    X, _, Z = next(iter(torch.utils.data.DataLoader(ds, batch_size=1, num_workers=0)))
+    feats, n = X["part_features"][0].numpy(), int(X["part_mask"].sum())
+    assert feats.shape[0] == 9
+    row = uproot.open(files[0])["Events"].arrays(library="np")
+    i = list(row["event_id"]).index(int(Z["event_id"][0]))
+    charged, lv = row["part_charge"][i] != 0, row["part_is_lv"][i] > 0.5
+    np.testing.assert_array_equal(feats[7, :n], (charged & lv).astype(np.float32))
+    np.testing.assert_array_equal(feats[8, :n], (charged & ~lv).astype(np.float32))
+    assert (charged & lv).any() and (charged & ~lv).any() and (~charged & lv).any()  # a case that shows a leak
+    np.testing.assert_array_equal(feats[:7, :n], np.stack([row[f"part_{k}"][i] for k in ("eta", "phi", "px", "py", "pt", "e", "rapidity")]))

@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from partx.metrics.pileup import binary_metrics, particle_metrics
-from partx.metrics.pileup_jets import JetSettings, cluster, format_table, four_momenta, jet_performance, method_weights, to_json
+from partx.metrics.pileup import binary_metrics, event_bootstrap, particle_metrics, puppi_like_metrics
+from partx.metrics.pileup_jets import JetSettings, bootstrap_resolution, cluster, format_table, four_momenta, jet_performance, method_weights, to_json
 from partx.metrics.puppi import puppi_weights
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -98,3 +98,42 @@ def test_puppi_weight_follows_local_lv_activity():
     w = puppi_weights(ev["eta"], ev["phi"], ev["pt"], ev["charged"], ev["is_lv"])
     assert w[1] > 0.99 and w[2] == 0.0  # alpha far above the PU median vs no LV neighbour at all
     assert list(w[[0, 3, 4, 5, 6]]) == [1, 0, 0, 0, 1]  # charged particles: CHS
+
+
+def test_bootstrap_resolution_pairs_the_truth_jets():
+    rng = np.random.default_rng(0)
+    base = 1.0 + 0.1 * rng.standard_normal(400)
+    ratios = {"model": base, "same": base.copy(), "wider": 1.0 + 2.0 * (base - 1.0), "unmatched": np.where(np.arange(400) % 2, base, np.nan)}
+    boot = bootstrap_resolution(ratios, n_boot=100)
+    assert boot["difference"]["same"] == {"diff": 0.0, "se": 0.0}  # identical jets: no difference in any resampling
+    wider = boot["difference"]["wider"]
+    assert wider["diff"] < 0 and abs(wider["diff"]) > 5 * wider["se"]  # model twice as sharp: clearly better
+    # paired SE is smaller than the two unpaired SEs combined (shared truth-jet fluctuations cancel)
+    se = boot["resolution_se"]
+    assert 0 < wider["se"] < np.hypot(se["model"], se["wider"])
+    assert np.isfinite(se["unmatched"])  # unmatched jets (NaN ratio) are left out, not propagated
+
+
+def test_puppi_like_particle_metrics_use_the_puppi_weight_as_score():
+    ev = _event([(50, 0.0, 0.0, 1, 1, 0), (5, 0.05, 0.0, 0, 1, 0), (5, 2.0, 2.0, 0, 0, 0),
+                 (1, 0.2, 0.1, 1, 0, 0), (1, -0.25, -0.1, 1, 0, 0), (1, 0.28, 0.0, 1, 0, 0), (2, 0.0, 3.0, 1, 1, 0)])
+    ev["is_scored"] = ~ev["charged"]
+    m = puppi_like_metrics([ev])
+    # the LV neutral sits next to the hard LV track (w ~ 1), the pileup one is isolated (w = 0): perfect ranking
+    assert m["roc_auc"] == 1.0 and m["accuracy"] == 1.0 and m["n_scored"] == 2
+    assert "w_puppi" in ev and ev["prob"].sum() == 0  # weights cached for the jets; the model's prob untouched
+
+
+def test_event_bootstrap_pairs_events_and_scores():
+    rng = np.random.default_rng(1)
+    events = []
+    for _ in range(30):
+        y = rng.integers(0, 2, 60)
+        good = y + 0.8 * rng.standard_normal(60)
+        events.append(dict(is_lv=y, is_scored=np.ones(60, bool), prob=good, w_puppi=good.copy(), noise=rng.random(60)))
+    boot = event_bootstrap(events, scores=("prob", "w_puppi", "noise"), n_boot=60)
+    same, noise = boot["difference"]["w_puppi"], boot["difference"]["noise"]
+    assert same["roc_auc"] == {"diff": 0.0, "se": 0.0}  # identical scores: no difference in any resampling
+    assert noise["roc_auc"]["diff"] > 5 * noise["roc_auc"]["se"] > 0  # informative vs random score: clearly apart
+    assert 0 < boot["se"]["prob"]["roc_auc"] < 0.05
+    assert event_bootstrap(events, scores=("prob", "missing"))["difference"] == {}  # a score not in every event is left out

@@ -253,3 +253,24 @@ def test_analysis_bad_inputs(tiny_run, tmp_path, capsys, change, message):
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("ERROR:") and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o" / "quantize.json").exists()
+
+
+def test_analysis_takes_a_model_card(tiny_run, tmp_path, capsys):
+    """--checkpoint models/<name>: network, options, weights and data config from the card; DATA only."""
+    import json
+
+    root, _ = tiny_run
+    out = tmp_path / "out"
+    rc = _analysis().main(["--checkpoint", "PFN_gen-small_full", str(root / "Pythia/test_20M/*.root"), "--methods", "dynamic",
+                           "--bench-batch", "8", "--max-seconds", "0.1", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads((out / "quantize.json").read_text())
+    assert result["checkpoint"] == "PFN_gen-small_full" and [r["method"] for r in result["rows"]] == ["fp32", "dynamic"]
+    # a card replaces the options: giving both is one line
+    rc = _analysis().main(["--checkpoint", "PFN_gen-small_full", str(root / "Pythia/test_20M/*.root"), "-o", "num_layers=2",
+                           "--out", str(tmp_path / "o2")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "model card" in err and len(err.strip().splitlines()) == 1, err
+    rc = _analysis().main(["ParT", str(root / "Pythia/test_20M/*.root"), "--out", str(tmp_path / "o3")])  # no data after it
+    err = capsys.readouterr().err
+    assert rc == 2 and "MODEL CHECKPOINT DATA" in err, err

@@ -10,15 +10,13 @@ length (the first N particles, as weaver keeps them: pT order in JetClass).
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import os
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from partx.cli import UserError
+from partx.fastjet_banner import banner_silenced
 
 #: raw JetClass branches read beside the data config's (partx.datagen.schema names)
 RAW_BRANCHES = ("part_deta", "part_dphi", "part_px", "part_py", "part_pz", "part_energy", "part_isChargedHadron",
@@ -156,29 +154,6 @@ def load_jets(data_config, files_pattern: str | list[str], jets_per_class: int, 
     return Jets({k: np.concatenate(v) for k, v in inputs.items()}, np.concatenate(labels), class_names, particles, used)
 
 
-_banner_shown = False
-
-
-@contextlib.contextmanager
-def _fastjet_banner_silenced():
-    """fastjet prints its banner to C++ stdout on the first clustering; keep it out of the script's output
-    (which lists the written files)."""
-    global _banner_shown
-    if _banner_shown:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-        _banner_shown = True
-
-
 def exclusive_kt_subjets(px: np.ndarray, py: np.ndarray, pz: np.ndarray, energy: np.ndarray, n_subjets: int) -> np.ndarray:
     """(n,) subjet index per particle: exclusive kT clustering (R = 0.8) to min(n_subjets, n) subjets, numbered
     in decreasing subjet pT."""
@@ -194,7 +169,7 @@ def exclusive_kt_subjets(px: np.ndarray, py: np.ndarray, pz: np.ndarray, energy:
         pj = fastjet.PseudoJet(float(px[i]), float(py[i]), float(pz[i]), float(energy[i]))
         pj.set_user_index(i)
         pjs.append(pj)
-    with _fastjet_banner_silenced():
+    with banner_silenced():
         cs = fastjet.ClusterSequence(pjs, fastjet.JetDefinition(fastjet.kt_algorithm, 0.8))
         subjets = sorted(cs.exclusive_jets(min(n_subjets, n)), key=lambda j: -j.pt())
     labels = np.zeros(n, dtype=int)

@@ -72,3 +72,50 @@ def particle_metrics(events: list[dict], threshold: float = 0.5) -> dict[str, fl
     out.update(n_events=len(events), n_scored=int(len(y)), lv_fraction=float(y.mean()) if len(y) else float("nan"),
                n_events_skipped_auc=sum(not np.isfinite(m["roc_auc"]) for m in per), threshold=threshold)
     return out
+
+
+def puppi_like_metrics(events: list[dict], threshold: float = 0.5) -> dict[str, float]:
+    """``particle_metrics`` of the PUPPI-like weight (partx.metrics.puppi) used as the LV score: the baseline
+    a learned model is measured against at particle level. The events need the kinematics and ``charged``
+    besides ``is_lv`` / ``is_scored`` (as the jet metrics); the weights are kept in ``ev["w_puppi"]``."""
+    from partx.metrics.pileup_jets import event_puppi_weights
+
+    return particle_metrics([dict(ev, prob=event_puppi_weights(ev)) for ev in events], threshold)
+
+
+def event_bootstrap(events: list[dict], scores: tuple[str, ...] = ("prob", "w_puppi"), n_boot: int = 200, seed: int = 0) -> dict:
+    """Standard errors of the pooled ROC AUC and average precision by resampling whole events (particles of one
+    event are correlated: the event is the independent unit), for each per-event score array in ``scores``
+    (e.g. the model's ``prob`` and the PUPPI-like ``w_puppi``), and of the paired difference first - other
+    (the same resampled events for both).
+
+    Returns:
+        ``{"n_boot", "se": {score: {metric: se}}, "difference": {other: {metric: {"diff", "se"}}}}``.
+    """
+    present = [k for k in scores if events and all(k in ev for ev in events)]
+    per = []
+    for ev in events:
+        s = np.asarray(ev["is_scored"]).astype(bool)
+        per.append((np.asarray(ev["is_lv"]).astype(int)[s], {k: np.asarray(ev[k], np.float64)[s] for k in present}))
+    rng = np.random.default_rng(seed)
+    draws: dict[str, dict[str, list]] = {k: {"roc_auc": [], "average_precision": []} for k in present}
+    for _ in range(n_boot if per and present else 0):
+        idx = rng.integers(0, len(per), len(per))
+        y = np.concatenate([per[i][0] for i in idx])
+        if not 0 < y.sum() < len(y):
+            continue
+        for k in present:
+            p = np.concatenate([per[i][1][k] for i in idx])
+            draws[k]["roc_auc"].append(roc_auc_score(y, p))
+            draws[k]["average_precision"].append(average_precision_score(y, p))
+    out = {"n_boot": n_boot, "se": {k: {m: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan") for m, v in d.items()}
+                                    for k, d in draws.items()}, "difference": {}}
+    if len(present) > 1:
+        first = present[0]
+        y_all = np.concatenate([y for y, _ in per])
+        full = {k: binary_metrics(np.concatenate([q[k] for _, q in per]), y_all) for k in present}
+        for k in present[1:]:
+            out["difference"][k] = {m: {"diff": full[first][m] - full[k][m],
+                                        "se": float(np.std(np.subtract(draws[first][m], draws[k][m]), ddof=1)) if len(draws[k][m]) > 1 else float("nan")}
+                                    for m in ("roc_auc", "average_precision")}
+    return out

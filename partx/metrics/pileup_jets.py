@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 import awkward as ak
 import numpy as np
 
-from partx.interpret.jets import _fastjet_banner_silenced
+from partx.fastjet_banner import banner_silenced
 from partx.metrics.puppi import puppi_weights
 
 METHODS = ("none", "chs", "puppi", "model")
@@ -71,7 +71,7 @@ def cluster(p4: list[np.ndarray], weights: list[np.ndarray], settings: JetSettin
     counts = [len(s) for s in sel]
     flat = np.concatenate(sel) if sel else np.zeros((0, 4))
     arr = ak.unflatten(ak.zip({"px": flat[:, 0], "py": flat[:, 1], "pz": flat[:, 2], "E": flat[:, 3]}), counts)
-    with _fastjet_banner_silenced():  # fastjet's banner would land in stdout, which lists written files
+    with banner_silenced():  # fastjet's banner would land in stdout, which lists written files
         cs = fastjet.ClusterSequence(arr, fastjet.JetDefinition(fastjet.antikt_algorithm, settings.R))
         jets = cs.inclusive_jets(min_pt=pt_min)
     out = []
@@ -95,12 +95,59 @@ def method_weights(ev: dict, method: str) -> np.ndarray:
     if method == "chs":
         return chs
     if method == "puppi":
-        return puppi_weights(ev["eta"], ev["phi"], ev["pt"], charged, lv)
+        return event_puppi_weights(ev)
     if method == "model":
         return np.where(charged, chs, np.clip(np.asarray(ev["prob"], np.float64), 0.0, 1.0))
     if method == "truth_labels":  # the perfect classifier: = truth
         return np.where(charged, chs, lv.astype(float))
     raise ValueError(f"unknown jet method {method!r}; choose one of {', '.join(METHODS)}, truth_labels")
+
+
+def event_puppi_weights(ev: dict) -> np.ndarray:
+    """The PUPPI-like weights of one event (partx.metrics.puppi), computed once and kept in ``ev["w_puppi"]``
+    (the particle-level baseline metrics and the jets both read them)."""
+    if "w_puppi" not in ev:
+        ev["w_puppi"] = puppi_weights(ev["eta"], ev["phi"], ev["pt"], np.asarray(ev["charged"], bool), np.asarray(ev["is_lv"], bool))
+    return ev["w_puppi"]
+
+
+def resolution(r: np.ndarray) -> float:
+    """(q84 - q16) / 2 / median of the finite ratios ``r`` (NaN when there are none or the median is <= 0)."""
+    r = r[np.isfinite(r)]
+    if len(r) == 0:
+        return float("nan")
+    q16, med, q84 = np.quantile(r, [0.16, 0.5, 0.84])
+    return float((q84 - q16) / 2 / med) if med > 0 else float("nan")
+
+
+def bootstrap_resolution(ratios: dict[str, np.ndarray], reference: str = "model", n_boot: int = 300, seed: int = 0) -> dict:
+    """Bootstrap standard errors of the overall resolution of each method, and of the paired difference
+    ``reference - method`` (the same truth jets resampled for every method: the differences share their
+    truth-jet fluctuations, so their SE is smaller than the two SEs combined).
+
+    Args:
+        ratios: method -> (n_truth,) pT_reco / pT_truth per truth jet (NaN = unmatched), same jets in the same order.
+    Returns:
+        ``{"n_boot", "resolution_se": {method: se}, "difference": {method: {"diff", "se"}}}`` (difference only when
+        ``reference`` is one of the methods; negative = the reference resolves better).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(next(iter(ratios.values()))) if ratios else 0
+    draws = {m: [] for m in ratios}
+    for _ in range(n_boot if n else 0):
+        idx = rng.integers(0, n, n)
+        for m, r in ratios.items():
+            draws[m].append(resolution(r[idx]))
+    out = {"n_boot": n_boot, "resolution_se": {m: float(np.nanstd(v, ddof=1)) if len(v) > 1 else float("nan") for m, v in draws.items()},
+           "difference": {}}
+    if reference in ratios:
+        ref = np.asarray(draws[reference])
+        for m in ratios:
+            if m != reference:
+                d = ref - np.asarray(draws[m])
+                out["difference"][m] = {"diff": resolution(ratios[reference]) - resolution(ratios[m]),
+                                        "se": float(np.nanstd(d, ddof=1)) if len(d) > 1 else float("nan")}
+    return out
 
 
 def match(truth: np.ndarray, reco: np.ndarray, max_dr: float) -> np.ndarray:
@@ -129,9 +176,8 @@ def _stats(r: np.ndarray, n_truth: int) -> dict:
     if len(r) == 0:
         return dict(n_truth=n_truth, n_matched=0, efficiency=float("nan") if n_truth == 0 else 0.0,
                     response=float("nan"), resolution=float("nan"))
-    q16, med, q84 = np.quantile(r, [0.16, 0.5, 0.84])
-    return dict(n_truth=n_truth, n_matched=int(len(r)), efficiency=len(r) / n_truth, response=float(med),
-                resolution=float((q84 - q16) / 2 / med) if med > 0 else float("nan"))
+    return dict(n_truth=n_truth, n_matched=int(len(r)), efficiency=len(r) / n_truth, response=float(np.median(r)),
+                resolution=resolution(r))
 
 
 def jet_performance(events: list[dict], methods: tuple[str, ...] = METHODS, settings: JetSettings = JetSettings()) -> dict:
@@ -149,6 +195,8 @@ def jet_performance(events: list[dict], methods: tuple[str, ...] = METHODS, sett
     t_pt = np.concatenate([t[:, 0] for t in truth]) if truth else np.zeros(0)
     bins = np.asarray(settings.pt_bins)
     out = {"settings": asdict(settings), "pt_bins": list(settings.pt_bins), "n_truth_jets": int(len(t_pt)), "methods": {}}
+    in_range = (t_pt >= bins[0]) & (t_pt < bins[-1])
+    ratios = {}
     for method in methods:
         reco = cluster(p4, [method_weights(ev, method) for ev in events], settings, settings.reco_pt_min)
         matched = np.concatenate([match(t, r, settings.match_dr) for t, r in zip(truth, reco)]) if truth else np.zeros(0)
@@ -159,9 +207,10 @@ def jet_performance(events: list[dict], methods: tuple[str, ...] = METHODS, sett
             s = _stats(ratio[in_bin & np.isfinite(ratio)], int(in_bin.sum()))
             for k in ("n_truth", "n_matched", "efficiency", "response", "resolution"):
                 getattr(res, k).append(s[k])
-        in_range = (t_pt >= bins[0]) & (t_pt < bins[-1])
         res.overall = _stats(ratio[in_range & np.isfinite(ratio)], int(in_range.sum()))
         out["methods"][method] = asdict(res)
+        ratios[method] = ratio[in_range]
+    out["bootstrap"] = bootstrap_resolution(ratios)
     return out
 
 
@@ -179,6 +228,13 @@ def format_table(perf: dict) -> str:
         lines.append(f"{METHOD_LABELS.get(method, method):<18}" + "".join(f"{c:>15}" for c in cells))
     n = perf["methods"][next(iter(perf["methods"]))]["n_truth"] if perf["methods"] else []
     lines.append(f"{'truth jets':<18}" + "".join(f"{v:>15}" for v in n) + f"{perf['n_truth_jets']:>15}")
+    boot = perf.get("bootstrap")
+    if boot:
+        se = ", ".join(f"{METHOD_LABELS.get(m, m)} {perf['methods'][m]['overall']['resolution']:.4f} ± {v:.4f}"
+                       for m, v in boot["resolution_se"].items() if m in perf["methods"])
+        lines.append(f"overall resolution ± bootstrap SE ({boot['n_boot']} resamplings of the truth jets): {se}")
+        for m, d in boot["difference"].items():
+            lines.append(f"  model - {METHOD_LABELS.get(m, m)}: {d['diff']:+.4f} ± {d['se']:.4f} (paired; negative = model better)")
     return "\n".join(lines)
 
 

@@ -6,7 +6,9 @@ global token, or a masked mean) -> MLP head. ``version`` 1 is the paper; 2, 3 (a
 3.5, 3.6) change the block defaults exactly as weaver does (``version_block_defaults``), and every
 constructor option of weaver's ParT is a ``ParTConfig`` field. The only thing a variant changes is the
 token mixer inside the particle blocks (``partx.nn.mixers``: full attention, Flex, Linformer, Reformer,
-Mamba, ...). The embeddings, the class-attention blocks and the block layout are weaver's own classes,
+Mamba, ...): one ``mixer`` for all blocks, or one per block (``block_mixers``, e.g. Mamba blocks with one
+attention-with-U block: HybridParT, docs/hybrid.md). U is computed once, and only when some block's mixer
+takes it (``uses_bias``) and weaver's ``block_ids_with_attn_mask`` gives it to that block. The embeddings, the class-attention blocks and the block layout are weaver's own classes,
 imported, so with the default mixer this model loads a state_dict of
 ``weaver.nn.model.ParticleTransformer.ParticleTransformer`` of the same version and options and gives the
 same outputs. An option a mixer cannot honour (qk-norm or output gates in a Mamba scan, ``scale_attn_mask``
@@ -86,7 +88,8 @@ class ParTConfig:
     compile_model: bool = False  # set by weaver's --compile-model
     # partx additions
     mixer: str = "sdpa"
-    mixer_options: dict = field(default_factory=dict)
+    mixer_options: dict = field(default_factory=dict)  # for the blocks that use ``mixer``
+    block_mixers: tuple[str, ...] | None = None  # one mixer name per particle block; None: ``mixer`` in all
     ordering: str = "none"
     max_len: int = 128
 
@@ -152,6 +155,29 @@ def mixer_attention_options(mixer: str, mixer_cls: type[nn.Module], block_cfg: d
             raise ValueError(f"ParT option {name}=True cannot be honoured by mixer {mixer!r} (it implements: "
                              f"{', '.join(supported) or 'none'})")
     return {k: v for k, v in options.items() if k in supported}
+
+
+def block_mixer_names(cfg: ParTConfig) -> list[str]:
+    """The mixer of each particle block: ``block_mixers`` (one name per block, checked) or ``mixer`` everywhere.
+
+    A per-block list rather than a list of attention block ids: one statement covers every combination
+    (Mamba + attention-with-U, Mamba + Linformer, ...), each block's entry sits at its index like weaver's
+    block layout, and it survives a JSON round trip of the config. ``mixer_options`` go to the blocks whose
+    mixer is ``mixer``; the others get their mixer's defaults. Raises ``ValueError`` naming the problem
+    (wrong length, unknown mixer).
+    """
+    if cfg.block_mixers is None:
+        return [cfg.mixer] * cfg.num_layers
+    if isinstance(cfg.block_mixers, str) or len(cfg.block_mixers) != cfg.num_layers:
+        raise ValueError(f"block_mixers must name one mixer per particle block (num_layers={cfg.num_layers}), "
+                         f"got {cfg.block_mixers!r}")
+    names = list(cfg.block_mixers)
+    for i, name in enumerate(names):
+        try:
+            mixer_class(name)
+        except ValueError as err:
+            raise ValueError(f"block_mixers[{i}]: {err}") from None
+    return names
 
 
 class ParticleBlock(Block):
@@ -237,8 +263,10 @@ class ParticleTransformer(nn.Module):
         check_options(type(self).__name__, kwargs, [f.name for f in fields(ParTConfig)])
         cfg = ParTConfig(**kwargs)
         self.config = cfg
-        mixer_cls = mixer_class(cfg.mixer)
-        mixer_uses_bias = getattr(mixer_cls, "uses_bias", True)
+        mixer_class(cfg.mixer)  # an unknown ``mixer`` fails here even when block_mixers replaces it everywhere
+        mixers = block_mixer_names(cfg)
+        mixer_classes = {name: mixer_class(name) for name in dict.fromkeys(mixers)}
+        takes_u = {name: getattr(cls, "uses_bias", True) for name, cls in mixer_classes.items()}
         if cfg.ordering != "none":
             from partx.nn.ordering import particle_order  # noqa: F401  (fail early on a bad install)
         # weaver's experimental 3.6 forces a global token instead of class-attention blocks
@@ -249,33 +277,42 @@ class ParticleTransformer(nn.Module):
 
         embed_dim = cfg.embed_dims[-1] if len(cfg.embed_dims) > 0 else cfg.input_dim
         default_cfg, block_cfg, cls_cfg = _block_configs(cfg, embed_dim)
-        if block_cfg["scale_attn_mask"] and not mixer_uses_bias:
-            raise ValueError(f"ParT option scale_attn_mask=True cannot be honoured by mixer {cfg.mixer!r} (it does not use U)")
-        mixer_attn_options = mixer_attention_options(cfg.mixer, mixer_cls, block_cfg)
+        for name in mixer_classes:
+            if block_cfg["scale_attn_mask"] and not takes_u[name]:
+                raise ValueError(f"ParT option scale_attn_mask=True cannot be honoured by mixer {name!r} (it does not use U)")
+        mixer_attn_options = {name: mixer_attention_options(name, cls, block_cfg) for name, cls in mixer_classes.items()}
         given_twice = sorted(set(cfg.mixer_options) & set(attention_options(block_cfg)))
         if given_twice:
             raise ValueError(f"mixer_options {', '.join(given_twice)}: set these through block_params")
         norm_layer = norm_class(default_cfg["use_rmsnorm"], cfg.for_inference)
-        self.block_uses_bias = [cfg.block_ids_with_attn_mask is None] * cfg.num_layers
+        # which blocks get U: weaver's block_ids_with_attn_mask (None: all) among the blocks whose mixer takes U
+        wants_u = [cfg.block_ids_with_attn_mask is None] * cfg.num_layers
         for i in cfg.block_ids_with_attn_mask or ():  # weaver's list indexing (negative ids count from the end)
-            self.block_uses_bias[i] = True
+            wants_u[i] = True
+            if not takes_u[mixers[i]]:
+                raise ValueError(f"block_ids_with_attn_mask names block {i}, whose mixer {mixers[i]!r} does not use U")
+        self.block_uses_bias = [w and takes_u[name] for w, name in zip(wants_u, mixers)]
         n_extra = 1 if self.include_global_token else 0
 
         self.trimmer = SequenceTrimmer(enabled=cfg.trim and not cfg.for_inference, round_to_32=cfg.compile_model,
                                        num_extra_tokens=n_extra)
         self.embed = (Embed(cfg.input_dim, cfg.embed_dims, activation=cfg.activation, use_conv_embed=cfg.use_conv_embed)
                       if cfg.embed_dims else nn.Identity())
-        self.pair_embed = _pair_embed(cfg, block_cfg["num_heads"], default_cfg["use_bias"]) if mixer_uses_bias else None
+        # built when a block's mixer takes U (weaver builds it even if block_ids_with_attn_mask is empty: same
+        # state_dict), computed in ``encode`` only when some block receives it
+        self.pair_embed = (_pair_embed(cfg, block_cfg["num_heads"], default_cfg["use_bias"])
+                           if any(takes_u[name] for name in mixers) else None)
 
-        def make_mixer() -> nn.Module:
+        def make_mixer(name: str) -> nn.Module:
             return build_mixer(
-                cfg.mixer, embed_dim=block_cfg["embed_dim"], num_heads=block_cfg["num_heads"],
-                dropout=block_cfg["attn_dropout"], max_len=cfg.max_len + n_extra, **mixer_attn_options, **cfg.mixer_options,
+                name, embed_dim=block_cfg["embed_dim"], num_heads=block_cfg["num_heads"],
+                dropout=block_cfg["attn_dropout"], max_len=cfg.max_len + n_extra, **mixer_attn_options[name],
+                **(cfg.mixer_options if name == cfg.mixer else {}),
             )
 
-        self.blocks = nn.ModuleList([ParticleBlock(make_mixer(), **block_cfg) for _ in range(cfg.num_layers)])
+        self.blocks = nn.ModuleList([ParticleBlock(make_mixer(name), **block_cfg) for name in mixers])
         if self.include_global_token and "local" in self._pair_modes():
-            raise ValueError(f"mixer {cfg.mixer!r} attends over nearest neighbours: it cannot take a global token")
+            raise ValueError("a local-attention mixer attends over nearest neighbours: it cannot take a global token")
         self.cls_blocks = nn.ModuleList([Block(**cls_cfg) for _ in range(num_cls_layers)])
         self.norm = norm_layer(embed_dim)
         self.fc = self._make_head(embed_dim, cfg, default_cfg["use_bias"], norm_layer) if cfg.num_classes is not None else None
@@ -343,7 +380,8 @@ class ParticleTransformer(nn.Module):
         tokens = self.embed(x).masked_fill(~real[..., None], 0)  # (B, N, C)
         modes = self._pair_modes()
         bias = None
-        if "dense" in modes and self.pair_embed is not None and (v is not None or uu is not None):
+        dense_u = any(u and m == "dense" for u, m in zip(self.block_uses_bias, modes))
+        if self.pair_embed is not None and dense_u and (v is not None or uu is not None):
             bias = self.pair_embed(v, uu=uu, mask=mask)  # (B, H, N, N)
             # U of pairs with a padded particle is never used, but is NaN in exported ONNX graphs when
             # padding is zeros (the ONNX form of atan2(0, 0)), and NaN + mask poisons the whole row.

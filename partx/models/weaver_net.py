@@ -27,6 +27,11 @@ PART_DEFAULTS = dict(
     num_cls_layers=2, fc_params=[], activation="gelu", trim=True, mixer="sdpa",
 )
 
+#: MambaParT's Mamba blocks (also those of HybridParT): bidirectional Mamba-1, ``expand=1`` keeps the model
+#: near ParT's size; the scan sees the particles in pT order; the ONNX graph has a fixed particle axis.
+MAMBA_PART_DEFAULTS = dict(mixer="mamba", mixer_options={"expand": 1, "d_state": 16}, ordering="pt",
+                           onnx_dynamic_length=False)
+
 
 def jet_model_info(data_config, output_name: str = "softmax", dynamic_length: bool = True) -> dict:
     """The ``model_info`` weaver needs for ONNX export: batch-dynamic inputs, and length-dynamic

@@ -6,6 +6,10 @@
 * :mod:`~partx.models_store.evaluate` -- scores and card metrics on JetClass-format files.
 * :mod:`~partx.models_store.official` -- fetch and verify the ParT repository's JetClass checkpoints.
 * :mod:`~partx.models_store.recipes` / :mod:`~partx.models_store.build` -- ``make models``.
+* :mod:`~partx.models_store.families` -- card families (jets, tracking, pileup): how each is scored and checked;
+  :mod:`~partx.models_store.rows` (weaver's test-time rows), :mod:`~partx.models_store.tracking`,
+  :mod:`~partx.models_store.pileup` (their scorers), :mod:`~partx.models_store.recipes_tracking` /
+  :mod:`~partx.models_store.build_tracking` (the tracking checkpoints).
 
 See docs/models.md.
 """

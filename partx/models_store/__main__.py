@@ -1,8 +1,9 @@
 """``python -m partx.models_store {list,fetch,build}`` (docs/models.md).
 
-  list                     the cards in models/, whether their weights are present, their accuracy
+  list                     the cards in models/, their family, whether their weights are present, their test metrics
   fetch [NAME ...]         download + verify the official ParT / ParticleNet JetClass weights (exit 1 on failure)
   official-cards           rewrite models/official/*.yaml (the official checkpoints' cards)
+  evaluate NAME --data G   score a tracking / pileup checkpoint on files (its family's metrics, as JSON)
   build [NAME ...]         what `make models` runs: generate data, train, evaluate, write checkpoints + cards
 """
 
@@ -16,6 +17,7 @@ from partx.cli import ArgumentParser, UserError, positive_int, run_main
 
 def _list(args) -> int:
     from partx.models_store.card import read_card
+    from partx.models_store.families import family, headline
     from partx.models_store.loader import available, models_dir
 
     names = available()
@@ -25,11 +27,7 @@ def _list(args) -> int:
         card = read_card(models_dir() / f"{name}.yaml")
         have = "weights present" if card.weights_path.is_file() else (
             "weights missing: python get_datasets.py models" if card.official else "weights missing: make models")
-        acc = card.get("metrics.accuracy")
-        se = card.get("metrics.accuracy_se")
-        score = f"accuracy {acc:.3f} ± {se:.3f}" if isinstance(acc, float) and isinstance(se, float) else (
-            f"accuracy {acc} (paper)" if acc is not None else "")
-        print(f"{name:<28} {card.network:<36} {score:<24} {have}")
+        print(f"{name:<28} {family(card):<8} {card.network:<36} {headline(card):<34} {have}")
     return 0
 
 
@@ -61,11 +59,41 @@ def _official_cards(args) -> int:
 
 
 def _build(args) -> int:
-    from partx.models_store.build import REPO, build_all
+    from partx.models_store.build import build_all
     from partx.models_store.loader import models_dir
+    from partx.models_store.recipes_tracking import RECIPES as TRACKING
 
-    build_all(args.names or None, Path(args.datadir).resolve(), Path(args.checkdir).resolve(),
-              Path(args.runs).resolve(), Path(args.models or models_dir()), force=args.force, workers=args.workers)
+    models = Path(args.models or models_dir())
+    tracking = [n for n in args.names if n in TRACKING]
+    jets = [n for n in args.names if n not in TRACKING]
+    if args.from_run and (jets or len(tracking) != 1):
+        raise UserError("--from-run adopts one finished tracking run: name exactly one tracking checkpoint")
+    if jets or not tracking:
+        build_all(jets or None, Path(args.datadir).resolve(), Path(args.checkdir).resolve(), Path(args.runs).resolve(),
+                  models, force=args.force, workers=args.workers)
+    if tracking:
+        from partx.models_store.build_tracking import build_tracking
+
+        build_tracking(tracking, Path(args.trackml_dir).resolve(), Path(args.trackml_test).resolve(),
+                       Path(args.trackml_check).resolve(), Path(args.runs).resolve(), models, force=args.force,
+                       from_run=Path(args.from_run).resolve() if args.from_run else None)
+    return 0
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from partx.models_store.families import family, scorer
+    from partx.models_store.loader import data_config_path, load
+    from partx.perf.harness import load_data_config
+
+    model, card = load(args.name)
+    if family(card) == "jets":
+        raise UserError(f"{args.name} is a jets card: score it with analysis/evaluate_jets.py --checkpoint {args.name}")
+    dc = load_data_config(str(data_config_path(card)))
+    kw = {"batch_size": args.batch_size} if args.batch_size else {}
+    metrics = scorer(card).evaluate(model, dc, args.data, max_rows=args.max_rows, **kw)
+    print(json.dumps(dict(card=card.name, family=family(card), data=args.data, **metrics), indent=1))
     return 0
 
 
@@ -83,14 +111,24 @@ def build_parser() -> ArgumentParser:
     o = sub.add_parser("official-cards", help="(re)write models/official/*.yaml from partx.models_store.official")
     o.add_argument("--models", default=None)
     o.set_defaults(func=_official_cards)
+    e = sub.add_parser("evaluate", help="score a tracking / pileup checkpoint on files (its family's metrics, JSON)")
+    e.add_argument("name", help="card name or path, e.g. HEPT-S_gen-mu40_3k")
+    e.add_argument("--data", required=True, help="glob of files in the card's data config format")
+    e.add_argument("--max-rows", type=positive_int, default=None, help="only the first N rows (sectors / events)")
+    e.add_argument("--batch-size", type=positive_int, default=None, help="rows per forward (default: the family's)")
+    e.set_defaults(func=_evaluate)
     b = sub.add_parser("build", help="train the recipes of partx.models_store.recipes (make models)")
-    b.add_argument("names", nargs="*", help="checkpoint names (default: all recipes)")
+    b.add_argument("names", nargs="*", help="checkpoint names (default: the default JetClass recipes; tracking ones by name)")
     b.add_argument("--datadir", default="datasets/JetClass", help="generated training data (default datasets/JetClass)")
     b.add_argument("--checkdir", default="datasets/models_check", help="the check subset (default datasets/models_check)")
     b.add_argument("--runs", default="training/models", help="weaver run folders (default training/models)")
     b.add_argument("--models", default=None, help="models folder (default: models/ or $PARTX_MODELS)")
     b.add_argument("--force", action="store_true", help="rebuild checkpoints whose card exists")
     b.add_argument("--workers", type=positive_int, default=2, help="data generation processes")
+    b.add_argument("--trackml-dir", default="datasets/TrackML_mu40", help="tracking training data (default datasets/TrackML_mu40)")
+    b.add_argument("--trackml-test", default="datasets/models_test_trackml", help="tracking test events, regenerated alone")
+    b.add_argument("--trackml-check", default="datasets/models_check_trackml", help="tracking check event")
+    b.add_argument("--from-run", default=None, help="adopt this finished analysis/tracking_compare.py run (tracking only)")
     b.set_defaults(func=_build)
     return p
 

@@ -197,7 +197,10 @@ def build_all(names: list[str] | None, datadir: Path, checkdir: Path, runs: Path
               force: bool = False, workers: int = 2) -> list[Path]:
     unknown = [n for n in names or [] if n not in RECIPES]
     if unknown:
-        raise UserError(f"unknown checkpoint(s) {', '.join(unknown)}; make models builds: {', '.join(RECIPES)}")
+        from partx.models_store.recipes_tracking import RECIPES as TRACKING
+
+        raise UserError(f"unknown checkpoint(s) {', '.join(unknown)}; make models builds: {', '.join(RECIPES)}; "
+                        f"by name also the tracking ones: {', '.join(TRACKING)}")
     todo = [RECIPES[n] for n in names] if names else [r for r in RECIPES.values() if r.default]
     models.mkdir(parents=True, exist_ok=True)
     todo = [r for r in todo if force or not (models / f"{r.name}.yaml").is_file()]

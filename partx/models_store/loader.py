@@ -174,13 +174,19 @@ def card_for(value: str | os.PathLike | None) -> ModelCard | None:
     return read_card(resolve_card(value))
 
 
-def cli_card(value: str | None, given: dict) -> ModelCard | None:
-    """``card_for`` for an analysis CLI: CardError if a card is combined with the arguments it replaces.
+def cli_card(value: str | None, given: dict, families: tuple[str, ...] = ("jets",)) -> ModelCard | None:
+    """``card_for`` for an analysis CLI: CardError if a card is combined with the arguments it replaces, or is
+    of a family the tool does not handle (partx.models_store.families; the JetClass tools: jets).
 
     ``given``: flag -> value of the arguments a card supplies (network, options, data config); any that is
     set conflicts with a card."""
     card = card_for(value)
     if card is not None:
+        from partx.models_store.families import family
+
+        if family(card) not in families:
+            raise CardError(f"--checkpoint {value} is a {family(card)} checkpoint; this tool takes {' or '.join(families)} "
+                            f"ones (tracking / pileup: python -m partx.models_store evaluate, analysis/tracking_cost.py)")
         clash = [flag for flag, v in given.items() if v]
         if clash:
             raise CardError(f"--checkpoint {value} is a model card: it gives the network, options and data config, "

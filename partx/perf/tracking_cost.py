@@ -209,16 +209,34 @@ class CostConfig:
     seed: int = 0
     data: str | None = None
     data_config: str = "data/TrackML/TrackML_full.yaml"
+    checkpoints: list[str] = field(default_factory=list)  # models/ cards (tracking family): trained networks
+
+
+def checkpoint_encoders(names: list[str]) -> list[tuple[str, str, torch.nn.Module]]:
+    """(model, size, trained TrackingEncoder) of each ``models/`` card named; TrackingCostError for a card
+    of another family (CardError, also one line, for a missing or mismatched card)."""
+    from partx.models_store import load
+    from partx.models_store.families import family
+
+    out = []
+    for name in names:
+        model, card = load(name)
+        if family(card) != "tracking" or card.get("model") not in MODELS:
+            raise TrackingCostError(f"--checkpoint {name} is a {family(card)} checkpoint ({card.get('model')}), not a tracking one "
+                                    f"({', '.join(MODELS)})")
+        out.append((str(card.get("model")), str(card.options.get("size", "S")), model.encoder))
+    return out
 
 
 def validate(cfg: CostConfig) -> None:
     """Raise TrackingCostError for any bad option, before any work."""
-    bad = [m for m in cfg.models if m not in MODELS]
-    if bad or not cfg.models:
-        raise TrackingCostError(f"unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODELS)}")
-    bad = [s for s in cfg.sizes if s not in SIZES]
-    if bad or not cfg.sizes:
-        raise TrackingCostError(f"unknown size(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SIZES)}")
+    if not cfg.checkpoints:  # else the cards give model and size (checked when they are loaded)
+        bad = [m for m in cfg.models if m not in MODELS]
+        if bad or not cfg.models:
+            raise TrackingCostError(f"unknown model(s) {', '.join(bad) or '(none)'}; choose from {', '.join(MODELS)}")
+        bad = [s for s in cfg.sizes if s not in SIZES]
+        if bad or not cfg.sizes:
+            raise TrackingCostError(f"unknown size(s) {', '.join(bad) or '(none)'}; choose from {', '.join(SIZES)}")
     if not cfg.hits or any(n <= 0 for n in cfg.hits):
         raise TrackingCostError(f"--hits must be positive integers, got {cfg.hits}")
     if cfg.max_seconds <= 0 or cfg.time_budget <= 0 or cfg.min_run_time < 0 or cfg.warmup < 0:
@@ -255,11 +273,16 @@ def run_cost(cfg: CostConfig, progress: bool = True, log=print) -> list[dict]:
     coords_dim = len(source.point_vars) if source else 6
     hits = sorted(cfg.hits)
     rows: list[dict] = []
-    jobs = [(m, s) for s in cfg.sizes for m in cfg.models]
+    if cfg.checkpoints:  # trained networks from models/ (their cards give model and size)
+        jobs = checkpoint_encoders(cfg.checkpoints)
+        cfg.models, cfg.sizes = list(dict.fromkeys(j[0] for j in jobs)), list(dict.fromkeys(j[1] for j in jobs))
+    else:
+        jobs = [(m, s, None) for s in cfg.sizes for m in cfg.models]
     bar = tqdm.tqdm(total=len(jobs) * len(hits), desc="tracking cost", disable=not progress, leave=False)
-    for name, size in jobs:
+    for name, size, trained in jobs:
         torch.manual_seed(cfg.seed)
-        model = build_tracking_model(MODELS[name], size, in_dim=in_dim, coords_dim=coords_dim).to(device).eval()
+        model = trained if trained is not None else build_tracking_model(MODELS[name], size, in_dim=in_dim, coords_dim=coords_dim)
+        model = model.to(device).eval()
         params = count_parameters(model)
         last: tuple[int, float] | None = None  # (N, seconds of one forward) of the last measured N
         for n in hits:

@@ -35,6 +35,7 @@ from partx import registry
 from partx.atomic import atomic_write
 from partx.cli import UserError, writable_dir
 from partx.dataset_layouts import TRACKML
+from partx.studies.stats import combined_se, distinguishable, summary as stat_summary
 from partx.studies.training_size import REPO, RunFailed, run_training, write_json_atomic
 
 SCRIPT = REPO / TRACKML.script
@@ -147,24 +148,19 @@ def summarize(records: list[dict], baseline: str = "HEPT") -> dict:
     for model, runs in by_model.items():
         out[model] = {}
         for key in METRICS:
-            v = np.array([r["metrics"].get(key) for r in runs if r["metrics"].get(key) is not None], dtype=float)
-            v = v[np.isfinite(v)]
-            std = float(v.std(ddof=1)) if len(v) > 1 else math.nan
-            out[model][key] = {"n": int(len(v)), "mean": float(v.mean()) if len(v) else math.nan, "std": std,
-                               "se": std / math.sqrt(len(v)) if len(v) > 1 else math.nan}
+            out[model][key] = stat_summary(r["metrics"].get(key) for r in runs)
     if baseline in out:
         for model, stats in out.items():
             for key, s in stats.items():
                 b = out[baseline][key]
                 s["diff_to_" + baseline] = s["mean"] - b["mean"]
-                s["diff_se"] = math.sqrt(s["se"] ** 2 + b["se"] ** 2) if model != baseline else math.nan
+                s["diff_se"] = combined_se(s["se"], b["se"]) if model != baseline else math.nan
     return out
 
 
 def _distinct(a: dict, b: dict) -> bool:
     """``a`` and ``b`` (summary cells) differ by more than twice the standard error of the difference."""
-    se = math.sqrt(a["se"] ** 2 + b["se"] ** 2)
-    return math.isfinite(se) and abs(a["mean"] - b["mean"]) > 2 * se
+    return distinguishable(a["mean"] - b["mean"], combined_se(a["se"], b["se"]))
 
 
 def paper_ordering(summary: dict) -> list[tuple[str, str]]:

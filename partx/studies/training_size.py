@@ -279,9 +279,10 @@ def _collect_tensorboard(comment: str, run_dir: Path) -> Path:
     return dest
 
 
-def run_name(model: str, size: int, repeat: int = 0) -> str:
-    """``<model>_n<size>`` for the first training, ``<model>_n<size>_r<k>`` for repeat k >= 1."""
-    return f"{model}_n{size}" + (f"_r{repeat}" if repeat else "")
+def run_name(model: str, size: int, repeat: int = 0, seed: int | None = None) -> str:
+    """``<model>_n<size>`` for the first training, ``<model>_n<size>_r<k>`` for repeat k >= 1,
+    ``<model>_n<size>_s<seed>`` for a seeded training."""
+    return f"{model}_n{size}" + (f"_r{repeat}" if repeat else "") + (f"_s{seed}" if seed is not None else "")
 
 
 def run_training(cmd: list[str], cwd=None, env=None, stdout=None, stderr=None) -> subprocess.CompletedProcess:
@@ -299,13 +300,16 @@ def run_training(cmd: list[str], cwd=None, env=None, stdout=None, stderr=None) -
 
 def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: Path, *, epochs: int,
             features: str = "full", batch_size: int = BATCH_SIZE, dataopts: str = DATAOPTS,
-            python: str | None = None, quiet: bool = False, train: bool = True, repeat: int = 0) -> dict | None:
+            python: str | None = None, quiet: bool = False, train: bool = True, repeat: int = 0,
+            seed: int | None = None) -> dict | None:
     """Train + test one (model, size, repeat) through train_JetClass.sh, or load its finished result
-    (``train=False``: only load; None if the run is not finished)."""
+    (``train=False``: only load; None if the run is not finished). ``seed``: ``PARTX_SEED`` of the weaver
+    process (partx.weaver_run: initial weights, data order), recorded and part of the run's name."""
     from partx.metrics.jets import jet_metrics
     from partx.metrics.predictions import PredictionFileError, load_weaver_predictions
 
-    run_dir = Path(out_dir) / "runs" / run_name(spec.name, data.size, repeat)
+    run_dir = Path(out_dir) / "runs" / run_name(spec.name, data.size, repeat, seed)
+    what = f"{spec.name} n={data.size}" + (f" seed {seed}" if seed is not None else "")
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         try:
@@ -315,21 +319,21 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
         if not isinstance(rec, dict):
             raise StudyError(f"{metrics_path}: not a study record; remove it to train this run again")
         want = {"model_options": spec.options, "n_train": data.n_train, "epochs": epochs,
-                "batch_size": batch_size, "features": features}
+                "batch_size": batch_size, "features": features, "seed": seed}
         diff = {k: (rec.get(k), v) for k, v in want.items() if rec.get(k) != v}
         if diff:
             raise StudyError(f"{metrics_path} is a finished run with other settings {diff} (found, wanted); "
                              f"remove it or use another output directory")
         if not quiet:
-            print(f"[skip] {spec.name} n={data.size}: finished ({metrics_path})", flush=True)
+            print(f"[skip] {what}: finished ({metrics_path})", flush=True)
         return rec
     if not train:
         if not quiet:
-            print(f"[miss] {spec.name} n={data.size}: not run (no {metrics_path})", flush=True)
+            print(f"[miss] {what}: not run (no {metrics_path})", flush=True)
         return None
     if run_dir.exists():  # an unfinished run: start clean so no stale prediction is mixed in
         if not quiet:
-            print(f"[redo] {spec.name} n={data.size}: unfinished run in {run_dir} (interrupted or failed) "
+            print(f"[redo] {what}: unfinished run in {run_dir} (interrupted or failed) "
                   "removed; training it again", flush=True)
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -337,6 +341,8 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
                SAMPLES_PER_EPOCH=str(data.n_train), SAMPLES_PER_EPOCH_VAL=str(ev.n_val),
                BATCH_SIZE=str(batch_size), DATAOPTS=dataopts, GPUS=os.environ.get("GPUS", ""))
     env.pop("DDP_NGPUS", None)
+    if seed is not None:
+        env["PARTX_SEED"] = str(seed)
     if python:
         env["PYTHON"] = python
     tb_comment = f"_partx-study-{uuid.uuid4().hex[:12]}"  # finds this run's writer among runs/
@@ -344,7 +350,7 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
            "--model-prefix", str((run_dir / "net").resolve()), "--log", str((run_dir / "train.log").resolve()),
            "--tensorboard", tb_comment]
     if not quiet:
-        print(f"[run ] {spec.name} n={data.size}: {data.n_train} train jets x {epochs} epochs -> {run_dir}", flush=True)
+        print(f"[run ] {what}: {data.n_train} train jets x {epochs} epochs -> {run_dir}", flush=True)
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     with open(run_dir / "stdout.log", "w") as logf:
@@ -355,16 +361,16 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
     tensorboard = _collect_tensorboard(tb_comment, run_dir)
     if res.returncode != 0:
         tail = (run_dir / "stdout.log").read_text(errors="replace")[-2000:]
-        raise RunFailed(f"{spec.name} n={data.size}: train_JetClass.sh exited {res.returncode} "
+        raise RunFailed(f"{what}: train_JetClass.sh exited {res.returncode} "
                         f"(log {run_dir / 'stdout.log'}):\n{tail}")
     try:
         scores, labels, names = load_weaver_predictions([str(run_dir / "predict_output" / "pred_*.root")])
         m = jet_metrics(scores, labels, names)
     except (PredictionFileError, ValueError) as err:
-        raise RunFailed(f"{spec.name} n={data.size}: evaluation failed: {err}") from None
+        raise RunFailed(f"{what}: evaluation failed: {err}") from None
     tb = read_tensorboard(tensorboard, data.n_train)
     rec = {
-        "model": spec.name, "model_options": spec.options, "repeat": repeat,
+        "model": spec.name, "model_options": spec.options, "repeat": repeat, "seed": seed,
         "jets_per_class": data.size, "n_train": data.n_train, "n_val": ev.n_val, "n_test": m.n_jets,
         "epochs": epochs, "batch_size": batch_size, "features": features,
         "accuracy": m.accuracy, "auc": m.auc, "auc_ovr": m.auc_ovr,
@@ -379,7 +385,7 @@ def run_one(spec: ModelSpec, data: SizeData, ev: EvalData, view: Path, out_dir: 
     }
     write_json_atomic(metrics_path, rec)
     if not quiet:
-        print(f"[done] {spec.name} n={data.size}: acc {m.accuracy:.4f}  AUC {m.auc:.4f}  "
+        print(f"[done] {what}: acc {m.accuracy:.4f}  AUC {m.auc:.4f}  "
               f"wall {wall:.0f} s", flush=True)
     return rec
 

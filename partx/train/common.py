@@ -4,6 +4,8 @@
     length) -> batch-first ``(B, N, C)`` tensors cropped to the longest event of the batch;
   * ``train_epoch``: weaver's ``train`` loop body (gradient clipping, AMP scaler, per-step scheduler,
     tqdm, TensorBoard, a non-finite loss stopped before it reaches the weights) around a task's step;
+  * ``evaluate_events``: weaver's ``evaluate`` loop body (no grad, tqdm, step limit, observers at test time)
+    around a task's per-batch step that returns its events;
   * ``predict_path``: where weaver writes ``--predict-output`` (metrics JSON and plots go beside it);
   * ``check_options``: ``-o`` options no hook reads -> one line (``UnknownNetworkOption``).
 """
@@ -92,6 +94,33 @@ def train_epoch(model, opt, scheduler, train_loader, dev, epoch: int, step: Call
     if scheduler and not getattr(scheduler, "_update_per_step", False):
         scheduler.step()
     return total / max(n_batches, 1)
+
+
+def evaluate_events(model, test_loader, for_training: bool, steps_per_epoch, step: Callable[[dict], tuple[torch.Tensor | None, list]]
+                    ) -> tuple[list, float, dict]:
+    """weaver's evaluation loop: ``step(X) -> (loss or None, events of the batch)`` over ``test_loader`` (at
+    most ``steps_per_epoch`` batches), in eval mode without gradients.
+
+    Returns (events, mean loss (nan if no step gave one), weaver's observers collected at test time)."""
+    import math
+
+    import numpy as np
+
+    model.eval()
+    events, losses, observers, n_batches = [], [], {}, 0
+    with torch.no_grad(), tqdm.tqdm(test_loader) as tq:
+        for X, _, Z in tq:
+            loss, batch_events = step(X)
+            if loss is not None:
+                losses.append(loss.item())
+            events.extend(batch_events)
+            if not for_training:
+                for k, v in Z.items():
+                    observers.setdefault(k, []).append(np.asarray(v))
+            n_batches += 1
+            if steps_per_epoch is not None and n_batches >= steps_per_epoch:
+                break
+    return events, float(np.mean(losses)) if losses else math.nan, observers
 
 
 def predict_path(args) -> str | None:

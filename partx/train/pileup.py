@@ -20,15 +20,14 @@ Batch layout (``PileupInputs``): the names of data/Pileup/*.yaml.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-import tqdm
 
-from partx.train.common import WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, predict_path, seed_everything, train_epoch, weaver_outputs
+from partx.train.common import (WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, evaluate_events, predict_path, seed_everything,
+                                train_epoch, weaver_outputs)
 from partx.train.common import check_options as common_check_options
 
 try:
@@ -65,7 +64,7 @@ def unpack(X: dict, io: PileupInputs, dev) -> dict:
                 is_lv=truth[..., io.is_lv], is_scored=(truth[..., io.is_scored] > 0.5) & mask)
 
 
-def _forward(model, batch: dict) -> torch.Tensor:
+def forward_logits(model, batch: dict) -> torch.Tensor:
     """(B, N) logits from the weaver-facing model (channel-first inputs)."""
     return model(batch["features"].transpose(1, 2), batch["pid"][:, None], batch["coords"].transpose(1, 2),
                  batch["mask"][:, None].float())
@@ -78,14 +77,14 @@ def make_train_fn(io: PileupInputs | None = None):
     def train(model, loss_func, opt, scheduler, train_loader, dev, epoch, steps_per_epoch=None, grad_scaler=None, tb_helper=None, extra_args=None):
         def step(X):
             batch = unpack(X, io, dev)
-            return loss_func(_forward(model, batch), batch["is_lv"], batch["is_scored"]), batch["mask"].shape[0]
+            return loss_func(forward_logits(model, batch), batch["is_lv"], batch["is_scored"]), batch["mask"].shape[0]
 
         return train_epoch(model, opt, scheduler, train_loader, dev, epoch, step, "focal", steps_per_epoch, grad_scaler, tb_helper)
 
     return train
 
 
-def _events(batch: dict, logits: torch.Tensor) -> list[dict]:
+def events_of(batch: dict, logits: torch.Tensor) -> list[dict]:
     """Per real event: numpy arrays of the kinematics, truth and predicted LV probability (what the metrics read)."""
     out = []
     prob = torch.sigmoid(logits.float())
@@ -106,6 +105,16 @@ def write_test_outputs(events: list[dict], metrics: dict, out: str | None, jets:
     from partx.metrics.pileup_jets import format_table, jet_performance, plot_performance, to_json
 
     if jets:
+        from partx.metrics.pileup import event_bootstrap, puppi_like_metrics
+
+        base = puppi_like_metrics(events)
+        metrics["puppi_like"] = base
+        boot = metrics["bootstrap"] = event_bootstrap(events)
+        se = boot["se"]
+        print("particle level, scored neutrals (pooled; ± bootstrap SE over events): " + ", ".join(
+            f"{k} model {metrics[k]:.4f} ± {se['prob'][k]:.4f} / PUPPI-like {base[k]:.4f} ± {se['w_puppi'][k]:.4f}"
+            for k in ("roc_auc", "average_precision")) + f"; accuracy model {metrics['accuracy']:.4f} / PUPPI-like {base['accuracy']:.4f}",
+            flush=True)
         perf = jet_performance(events)
         metrics["jets"] = perf
         print(format_table(perf), flush=True)
@@ -129,23 +138,15 @@ def make_evaluate_fn(io: PileupInputs | None = None, jets: bool = True, threshol
     def evaluate(model, test_loader, dev, epoch, for_training=True, loss_func=None, steps_per_epoch=None, eval_metrics=None, tb_helper=None, extra_args=None):
         from partx.metrics.pileup import particle_metrics
 
-        model.eval()
-        events, losses, observers, n_batches = [], [], {}, 0
-        with torch.no_grad(), tqdm.tqdm(test_loader) as tq:
-            for X, _, Z in tq:
-                batch = unpack(X, io, dev)
-                logits = _forward(model, batch)
-                if loss_func is not None:
-                    losses.append(loss_func(logits, batch["is_lv"], batch["is_scored"]).item())
-                events.extend(_events(batch, logits))
-                if not for_training:
-                    for k, v in Z.items():
-                        observers.setdefault(k, []).append(np.asarray(v))
-                n_batches += 1
-                if steps_per_epoch is not None and n_batches >= steps_per_epoch:
-                    break
+        def step(X):
+            batch = unpack(X, io, dev)
+            logits = forward_logits(model, batch)
+            loss = loss_func(logits, batch["is_lv"], batch["is_scored"]) if loss_func is not None else None
+            return loss, events_of(batch, logits)
+
+        events, loss, observers = evaluate_events(model, test_loader, for_training, steps_per_epoch, step)
         metrics = particle_metrics(events, threshold)
-        metrics["loss"] = float(np.mean(losses)) if losses else math.nan
+        metrics["loss"] = loss
         _logger.info("Eval metrics: %s", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
         main = metrics["roc_auc"]
         if for_training:

@@ -24,19 +24,18 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import tqdm
 
 from partx.losses.infonce import add_random_pairs, batched_info_nce, hept_point_pairs, knn_point_pairs
 from partx.metrics.tracking import (
     build_tracks, efficiency_vs, knn_metrics, match_tracks, query_mask, track_efficiencies, trackml_score, tune_dbscan_eps,
 )
-from partx.train.common import WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, predict_path, seed_everything, train_epoch, weaver_outputs
+from partx.train.common import (WEAVER_OPTIONS, UnknownNetworkOption, crop_inputs, evaluate_events, predict_path, seed_everything,
+                                train_epoch, weaver_outputs)
 from partx.train.common import check_options as common_check_options
 
 try:  # log through weaver's logger when weaver runs us (its handlers print to the console and the log file)
@@ -97,9 +96,14 @@ def event_pairs(batch: dict, variant: str, training: bool, random_frac: float = 
     return pairs
 
 
-def _loss(model, batch, variant, training, loss_kw):
+def embed(model, batch: dict) -> torch.Tensor:
+    """(B, N, E) embeddings of an ``unpack``-ed batch by the weaver-facing model (channel-first in and out)."""
     emb = model(batch["coords"].transpose(1, 2), batch["x"].transpose(1, 2), batch["mask"][:, None].float())
-    emb = emb.transpose(1, 2)  # model returns (B, E, N), weaver's channel-first convention
+    return emb.transpose(1, 2)  # model returns (B, E, N), weaver's channel-first convention
+
+
+def _loss(model, batch, variant, training, loss_kw):
+    emb = embed(model, batch)
     pairs = event_pairs(batch, variant, training, **loss_kw.get("pairs", {}))
     loss = batched_info_nce(emb, pairs, batch["particle_id"], batch["reconstructable"], batch["pt"], batch["mask"], variant=variant, **loss_kw.get("nce", {}))
     return loss, emb
@@ -120,7 +124,8 @@ def make_train_fn(io: TrackingInputs | None = None, variant: str = "hept_radius"
     return train
 
 
-def _events(batch: dict, emb: torch.Tensor) -> list[dict]:
+def events_of(batch: dict, emb: torch.Tensor) -> list[dict]:
+    """Per real event of a batch: numpy truth arrays (particle_id, pt, reconstructable, ...) and ``emb`` (n, E)."""
     out = []
     for b in range(emb.shape[0]):
         m = batch["mask"][b]
@@ -179,8 +184,10 @@ def efficiency_plots(curves: dict, stem: Path) -> list[Path]:
 _predict_path = predict_path  # the old private name
 
 
-#: DBSCAN radii tried on the validation events (embedding units; InfoNCE's sigma is 0.75)
-EPS_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
+#: DBSCAN radii tried on the validation events (embedding units; InfoNCE's sigma is 0.75). Early in training
+#: the embedding clusters are wide (Mamba-a's tuned radius sat at 1.0, the old top of the grid), so the grid
+#: reaches 2 sigma; a radius tuned at either edge is logged as a warning.
+EPS_GRID = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.25, 1.5)
 #: the radius used when none was tuned (no validation ran, e.g. ``--predict`` of a foreign checkpoint)
 DEFAULT_EPS = 0.1
 
@@ -205,6 +212,9 @@ def record_tuned_eps(args, epoch: int, metric: float, events: list[dict]) -> flo
 
     atomic_write(path, json.dumps({"epoch": epoch, "val_metric": metric, "eps": eps, "dm_efficiency_by_eps": scores}, indent=2) + "\n")
     _logger.info("DBSCAN eps tuned on validation (epoch %d): %g (DM efficiency %.4f)", epoch, eps, scores[eps])
+    if eps in (min(EPS_GRID), max(EPS_GRID)):
+        _logger.warning("the tuned DBSCAN eps %g is at the edge of the grid %s: the best radius may lie outside it "
+                        "(set it with -o dbscan_eps)", eps, EPS_GRID)
     return eps
 
 
@@ -222,22 +232,14 @@ def make_evaluate_fn(io: TrackingInputs | None = None, variant: str = "hept_radi
     io = io or TrackingInputs()
 
     def evaluate(model, test_loader, dev, epoch, for_training=True, loss_func=None, steps_per_epoch=None, eval_metrics=None, tb_helper=None, extra_args=None):
-        model.eval()
-        events, losses, observers, n_batches = [], [], {}, 0
-        with torch.no_grad(), tqdm.tqdm(test_loader) as tq:
-            for X, _, Z in tq:
-                batch = unpack(X, io, dev)
-                loss, emb = _loss(model, batch, variant, False, loss_kw)
-                losses.append(loss.item())
-                events.extend(_events(batch, emb))
-                if not for_training:
-                    for k, v in Z.items():
-                        observers.setdefault(k, []).append(np.asarray(v))
-                n_batches += 1
-                if steps_per_epoch is not None and n_batches >= steps_per_epoch:
-                    break
+        def step(X):
+            batch = unpack(X, io, dev)
+            loss, emb = _loss(model, batch, variant, False, loss_kw)
+            return loss, events_of(batch, emb)
+
+        events, loss, observers = evaluate_events(model, test_loader, for_training, steps_per_epoch, step)
         metrics = knn_metrics(events)
-        metrics["loss"] = float(np.mean(losses)) if losses else math.nan
+        metrics["loss"] = loss
         _logger.info("Eval metrics: %s", ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         main = metrics["accuracy@0.9"]
         args = (extra_args or {}).get("args")
