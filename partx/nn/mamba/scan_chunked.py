@@ -69,7 +69,7 @@ def _block_lengths(lengths, batch: int, rows: int, length: int) -> list[int]:
     """Steps to scan for each block of ``rows`` jets: all ``length``, or the block's longest jet."""
     if lengths is None:
         return [length] * (-(-batch // rows))
-    return [int(lengths[b0 : b0 + rows].max()) for b0 in range(0, batch, rows)]
+    return [int(max(lengths[b0 : b0 + rows])) for b0 in range(0, batch, rows)]
 
 
 def _scan_in_place(decay: torch.Tensor, inp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -205,6 +205,31 @@ def selective_scan_chunked(
         y, last, _ = _forward(dlt, dxt, A32, Bt, Ct, T, keep_starts=False)
     y = finish_mamba1(y.transpose(1, 2), u32, D, z).to(dtype)  # (B, D, L)
     return (y, last) if return_last_state else y
+
+
+def selective_scan_time_major(
+    dlt: torch.Tensor,
+    dxt: torch.Tensor,
+    A: torch.Tensor,
+    Bt: torch.Tensor,
+    Ct: torch.Tensor,
+    lengths: list[int] | None = None,
+    chunk_size: int = 16,
+) -> torch.Tensor:
+    """The Mamba-1 recurrence alone, in the blocked scan's own layout (no transposes): ``y_t = C_t . h_t``.
+
+    Args:
+        dlt: (B, L, D) fp32 delta after bias and softplus.  dxt: (B, L, D) fp32 delta * u.
+        A: (D, N).  Bt, Ct: (B, L, G, N) fp32, channel group g = channels [g D/G, (g+1) D/G).
+        lengths: per-jet lengths; each block of jets stops at its longest (outputs past it are zero).
+    Returns:
+        y (B, L, D) fp32, without the D skip and the gate (the caller adds them).
+    """
+    T = max(1, min(chunk_size, dlt.shape[1]))
+    args = (dlt.contiguous(), dxt.contiguous(), A.float(), Bt.contiguous(), Ct.contiguous(), T)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in args[:5]):
+        return _BlockedScan.apply(*args, lengths)[0]
+    return _forward(*args, keep_starts=False, lengths=lengths)[0]
 
 
 def ssd_scan_chunked(
