@@ -105,28 +105,48 @@ def mamba2_pair(fwd: Mamba2Block, bwd: Mamba2Block, x: torch.Tensor, xr: torch.T
     return y.to(x.dtype)
 
 
-def bidirectional(fwd, bwd, x: torch.Tensor, mask: torch.Tensor, rev: torch.Tensor) -> torch.Tensor:
-    """fwd(x) + unreverse(bwd(reverse(x))) as the two-call mixer, one pass. x (B, N, C) with padding zeroed,
+#: Elements of one (tokens, 2 d_inner) intermediate per pass of the fused mixer (2 MB of fp32): the batch is
+#: cut into groups of jets of ~PASS_ELEMS / (2 d_inner) tokens (1024 at d_inner = 256), so intermediates
+#: stay cache-sized and far below glibc's mmap threshold (larger temporaries are mmap-ed and
+#: page-faulted afresh on every call). Measured in docs/mamba.md ("Fused path"); None = no cut.
+PASS_ELEMS = 1 << 19
+
+
+def bidirectional(fwd, bwd, x: torch.Tensor, mask: torch.Tensor, rev: torch.Tensor, tokens_per_pass: int | None = None) -> torch.Tensor:
+    """fwd(x) + unreverse(bwd(reverse(x))) as the two-call mixer, fused. x (B, N, C) with padding zeroed,
     mask (B, N), rev = ``reverse_within_length(mask)`` -> (B, N, C); padded positions are not meaningful
-    (the caller zeroes them)."""
+    (the caller zeroes them).
+
+    Jets are sorted by length (longest first) and cut into groups of ~``tokens_per_pass`` tokens; each
+    group runs trimmed to its own longest jet, so padding costs only within a group of similar lengths."""
     batch, full = mask.shape
+    tokens = tokens_per_pass or max(1, PASS_ELEMS // (2 * fwd.d_inner))
     lengths = mask.sum(dim=1)
-    length = int(lengths.max()) if batch else 0
-    if length == 0:
-        return torch.zeros_like(x)
     order = None
-    if isinstance(fwd, MambaBlock) and batch > 1 and bool((lengths != length).any()):
-        # longest jets first: every block of jets the scan takes then has similar lengths
+    if batch > 1 and bool((lengths != lengths[0]).any()):
         order = torch.argsort(lengths, descending=True, stable=True)
         x, rev, lengths = x[order], rev[order], lengths[order]
-    x, rev = x[:, :length], rev[:, :length]  # trailing padding of the whole batch: never scanned
+    lens = lengths.tolist()
+    outs, b0 = [], 0
+    while b0 < batch:
+        n = lens[b0]  # the longest jet of this group
+        b1 = min(batch, b0 + max(1, tokens // max(n, 1)))
+        if n == 0:
+            outs.append(x.new_zeros(b1 - b0, full, x.shape[-1]))
+        else:
+            out = _pass(fwd, bwd, x[b0:b1, :n], rev[b0:b1, :n], lens[b0:b1] if order is not None else None)
+            outs.append(F.pad(out, (0, 0, 0, full - n)))
+        b0 = b1
+    out = outs[0] if len(outs) == 1 else torch.cat(outs)
+    return out if order is None else out[torch.argsort(order)]
+
+
+def _pass(fwd, bwd, x: torch.Tensor, rev: torch.Tensor, lengths: list[int] | None) -> torch.Tensor:
+    """One group of jets, trimmed: x (b, n, C), rev (b, n) -> (b, n, C)."""
     xr = gather_tokens(x, rev)
     if isinstance(fwd, MambaBlock):
-        y = mamba1_pair(fwd, bwd, x, xr, lengths.tolist() if order is not None else None)
+        y = mamba1_pair(fwd, bwd, x, xr, lengths)
     else:
         y = mamba2_pair(fwd, bwd, x, xr)
     d = fwd.d_inner
-    out = fwd.out_proj(y[..., :d]) + gather_tokens(bwd.out_proj(y[..., d:]), rev)
-    if order is not None:
-        out = out[torch.argsort(order)]
-    return F.pad(out, (0, 0, 0, full - length))
+    return fwd.out_proj(y[..., :d]) + gather_tokens(bwd.out_proj(y[..., d:]), rev)
