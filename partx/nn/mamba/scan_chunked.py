@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from partx import config
 from partx.nn.mamba.scan_ref import finish_mamba1, finish_ssd, prepare_delta
 
 #: Target size (elements) of one (jets, T, D, N) block of Mamba-1 intermediates: 4 MB of fp32 (cache-sized;
@@ -58,6 +59,20 @@ def _chunk_terms(dlt, dxt, A32, Bt, t0: int, t1: int):
     groups, nstate = Bt.shape[2], Bt.shape[3]
     inp = dxt[:, t0:t1].view(b, T, groups, dim // groups, 1) * Bt[:, t0:t1, :, None, :]
     return decay, inp.view(b, T, dim, nstate)
+
+
+_compiled_terms = None
+
+
+def _terms(dlt, dxt, A32, Bt, t0: int, t1: int):
+    """``_chunk_terms``, through ``torch.compile`` when ``partx.config.mamba_compile()``: inductor fuses the
+    broadcast multiply and exp into one vectorised loop (eager runs them as separate broadcast passes)."""
+    global _compiled_terms
+    if not config.mamba_compile() or torch.onnx.is_in_onnx_export():
+        return _chunk_terms(dlt, dxt, A32, Bt, t0, t1)
+    if _compiled_terms is None:
+        _compiled_terms = torch.compile(_chunk_terms, dynamic=True)  # one kernel for every block shape
+    return _compiled_terms(dlt, dxt, A32, Bt, t0, t1)
 
 
 def _grouped(t: torch.Tensor, groups: int) -> torch.Tensor:
@@ -99,7 +114,7 @@ def _forward(dlt, dxt, A32, Bt, Ct, T: int, keep_starts: bool, lengths=None, row
             t1 = min(stop, t0 + T)
             if keep_starts:
                 starts[b0:b1, c] = h
-            decay, hs = _chunk_terms(dlt[b0:b1], dxt[b0:b1], A32, Bt[b0:b1], t0, t1)
+            decay, hs = _terms(dlt[b0:b1], dxt[b0:b1], A32, Bt[b0:b1], t0, t1)
             h = _scan_in_place(decay, hs, h)  # hs now holds the states h_t
             y[b0:b1, t0:t1] = torch.einsum("btgdn,btgn->btgd", _grouped(hs, groups), Ct[b0:b1, t0:t1]).flatten(2)
         last[b0:b1] = h
@@ -125,6 +140,7 @@ class _BlockedScan(torch.autograd.Function):
         y, last, starts = _forward(dlt, dxt, A32, Bt, Ct, T, keep_starts=True, lengths=lengths, rows=rows)
         ctx.save_for_backward(dlt, dxt, A32, Bt, Ct, starts)
         ctx.T, ctx.lengths, ctx.rows = T, lengths, rows
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not as zeros
         return y, last
 
     @staticmethod
@@ -149,7 +165,7 @@ class _BlockedScan(torch.autograd.Function):
             for c, t0 in reversed(list(enumerate(range(0, stop, T)))):
                 t1 = min(stop, t0 + T)
                 h0 = starts[b0:b1, c]
-                decay, hs = _chunk_terms(dl, dx, A32, Bb, t0, t1)
+                decay, hs = _terms(dl, dx, A32, Bb, t0, t1)
                 _scan_in_place(decay, hs, h0)
                 gyg = _grouped(gyb[:, t0:t1], groups)  # (b, T, G, D/G)
                 g_C[b0:b1, t0:t1] = torch.einsum("btgd,btgdn->btgn", gyg, _grouped(hs, groups))
