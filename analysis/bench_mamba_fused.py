@@ -150,8 +150,9 @@ def main(argv=None) -> int:
             ["case", "median ms", f"/ {base}", "two-call / this"], rows)
         print(table, flush=True)
         lines.append(table)
+        if args.out:  # rewritten after every configuration: a long run interrupted keeps what it measured
+            atomic_write(Path(args.out), "\n".join(lines) + "\n")
     if args.out:
-        atomic_write(Path(args.out), "\n".join(lines) + "\n")
         print(f"wrote {args.out}")
     return 0
 
