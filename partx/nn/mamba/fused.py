@@ -17,11 +17,11 @@ The projections (in_proj, x_proj, out_proj) stay per direction (the blocks' own 
 int8-swapped Linears keep working): concatenating them would need a block-diagonal weight (twice the
 FLOPs) or a copy of the activations of the same size as what is saved.
 
-Padding (Mamba-1): the jets are sorted by length, so each block of jets the blocked scan processes stops
-at its longest jet (``scan_chunked._forward(lengths=...)``); positions past a jet's length only ever
-feed padded outputs, which the mixer zeroes, so skipping them changes nothing. Both blocks also run on
-the batch trimmed to its longest jet. Mamba-2's SSD scan works on the whole batch at once (matmuls over
-chunks), so it only gets the trimming.
+Padding and batch size: the jets are sorted by length and cut into groups of ~PASS_ELEMS / (2 d_inner)
+tokens, each run trimmed to its own longest jet (so intermediates stay ~2 MB and little padding is
+computed); inside a group the blocked Mamba-1 scan also stops each block of jets at its longest one
+(``scan_chunked._forward(lengths=...)``). Positions past a jet's length only ever feed padded outputs,
+which the mixer zeroes, so skipping them changes nothing.
 """
 
 from __future__ import annotations
