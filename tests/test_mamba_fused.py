@@ -117,11 +117,10 @@ def test_committed_checkpoint_loads_and_gives_the_same_outputs():
     from partx.models_store import load
     from partx.models_store.loader import data_config_path
     from partx.perf.harness import load_data_config
-    from partx.nn.mamba.mixer import BiMambaMixer as Mixer
     from partx.perf.inputs import as_forward_args, synthetic_inputs
 
-    model, card = load("MambaParT_gen-small_full")
-    mixers = [m for m in model.modules() if isinstance(m, Mixer)]
+    model, card = load("MambaParT_gen-small_full")  # strict load_state_dict, sha256 checked
+    mixers = [m for m in model.modules() if isinstance(m, BiMambaMixer)]
     assert mixers and all(m.fused for m in mixers)
     dc = load_data_config(str(data_config_path(card)))
     args = as_forward_args(synthetic_inputs(dc, 40, 5, fill=0.4, seed=2), dc.input_names)  # padded jets
