@@ -21,6 +21,7 @@ def _env_flag(name: str, default: bool) -> bool:
 
 _FUSED_ATTN = _env_flag("PARTX_FUSED_ATTN", True)
 _MAMBA_BACKEND = os.environ.get("PARTX_MAMBA_BACKEND", "auto")
+_MAMBA_COMPILE = _env_flag("PARTX_MAMBA_COMPILE", False)
 
 
 def use_fused_attn() -> bool:
@@ -41,6 +42,17 @@ def mamba_backend() -> str:
 def set_mamba_backend(name: str) -> None:
     global _MAMBA_BACKEND
     _MAMBA_BACKEND = name
+
+
+def mamba_compile() -> bool:
+    """True: the chunked Mamba-1 scan builds its per-block terms with ``torch.compile`` (off by default: the
+    first call compiles for minutes on a small CPU; docs/mamba.md, "torch.compile")."""
+    return _MAMBA_COMPILE
+
+
+def set_mamba_compile(enable: bool) -> None:
+    global _MAMBA_COMPILE
+    _MAMBA_COMPILE = bool(enable)
 
 
 def cuda_available() -> bool:

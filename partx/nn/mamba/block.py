@@ -122,10 +122,15 @@ class GatedRMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        y = y.float() * F.silu(z.float())
-        g = y.unflatten(-1, (-1, self.group_size))
-        g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + self.eps)
-        return g.flatten(-2) * self.weight.float()
+        return gated_rmsnorm(y, z, self.weight, self.group_size, self.eps)
+
+
+def gated_rmsnorm(y: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, group_size: int, eps: float) -> torch.Tensor:
+    """``rmsnorm(y * silu(z)) * weight``, RMS per group of ``group_size`` channels. y, z (..., d); weight (d,)."""
+    y = y.float() * F.silu(z.float())
+    g = y.unflatten(-1, (-1, group_size))
+    g = g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + eps)
+    return g.flatten(-2) * weight.float()
 
 
 class Mamba2Block(nn.Module):

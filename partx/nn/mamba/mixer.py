@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from partx.nn.mamba import fused as fused_path
+from partx.nn.mamba.backend import resolve
 from partx.nn.mamba.block import Mamba2Block, MambaBlock
 from partx.nn.options import strict_options
 
@@ -38,9 +40,7 @@ def reverse_within_length(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(pos < n, n - 1 - pos, pos)
 
 
-def gather_tokens(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x (B, N, C), index (B, N) -> x[b, index[b, i], :]."""
-    return x.gather(1, index[..., None].expand_as(x))
+gather_tokens = fused_path.gather_tokens
 
 
 class BiMambaMixer(nn.Module):
@@ -54,6 +54,8 @@ class BiMambaMixer(nn.Module):
         d_state, d_conv, expand: as mamba-ssm.
         block: "mamba1" (``Mamba``) or "mamba2" (``Mamba2``).
         backend: pin a scan backend for both blocks; None follows ``partx.config.mamba_backend()``.
+        fused: when the backend resolves to ``chunked``, run both directions in one pass
+            (``partx.nn.mamba.fused``; same result, faster on CPU); False: two block calls.
     """
 
     uses_bias = False
@@ -77,8 +79,10 @@ class BiMambaMixer(nn.Module):
         expand: int = 2,
         block: str = "mamba1",
         backend: str | None = None,
+        fused: bool = True,
     ):
         super().__init__()
+        self.fused = fused
         if block == "mamba1":
             make = lambda: MambaBlock(embed_dim, d_state=d_state, d_conv=d_conv, expand=expand, backend=backend)  # noqa: E731
         elif block == "mamba2":
@@ -99,5 +103,7 @@ class BiMambaMixer(nn.Module):
         keep = mask[..., None].to(x.dtype)
         x = x * keep  # padding carries nothing (and no NaN/inf garbage) into the scans
         rev = reverse_within_length(mask)
+        if self.fused and resolve(self.forward_block.backend, self.block_type, x.device) == "chunked":
+            return self.dropout(fused_path.bidirectional(self.forward_block, self.backward_block, x, mask, rev)) * keep
         y = self.forward_block(x) + gather_tokens(self.backward_block(gather_tokens(x, rev)), rev)
         return self.dropout(y) * keep

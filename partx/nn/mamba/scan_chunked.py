@@ -28,6 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from partx import config
 from partx.nn.mamba.scan_ref import finish_mamba1, finish_ssd, prepare_delta
 
 #: Target size (elements) of one (jets, T, D, N) block of Mamba-1 intermediates: 4 MB of fp32 (cache-sized;
@@ -51,10 +52,39 @@ def _rows(T: int, dim: int, nstate: int) -> int:
 
 
 def _chunk_terms(dlt, dxt, A32, Bt, t0: int, t1: int):
-    """exp(delta A) and delta u B of one block of rows and time steps: (b, T, D, N) each, vectorised."""
+    """exp(delta A) and delta u B of one block of rows and time steps: (b, T, D, N) each, vectorised.
+    Bt is (b, L, G, N): channel group g (channels g*D/G ... (g+1)*D/G - 1) reads B[:, :, g]."""
     decay = torch.exp(dlt[:, t0:t1, :, None] * A32)
-    inp = dxt[:, t0:t1, :, None] * Bt[:, t0:t1, None, :]
-    return decay, inp
+    b, T, dim = dlt.shape[0], t1 - t0, dlt.shape[2]
+    groups, nstate = Bt.shape[2], Bt.shape[3]
+    inp = dxt[:, t0:t1].view(b, T, groups, dim // groups, 1) * Bt[:, t0:t1, :, None, :]
+    return decay, inp.view(b, T, dim, nstate)
+
+
+_compiled_terms = None
+
+
+def _terms(dlt, dxt, A32, Bt, t0: int, t1: int):
+    """``_chunk_terms``, through ``torch.compile`` when ``partx.config.mamba_compile()``: inductor fuses the
+    broadcast multiply and exp into one vectorised loop (eager runs them as separate broadcast passes)."""
+    global _compiled_terms
+    if not config.mamba_compile() or torch.onnx.is_in_onnx_export():
+        return _chunk_terms(dlt, dxt, A32, Bt, t0, t1)
+    if _compiled_terms is None:
+        _compiled_terms = torch.compile(_chunk_terms, dynamic=True)  # one kernel for every block shape
+    return _compiled_terms(dlt, dxt, A32, Bt, t0, t1)
+
+
+def _grouped(t: torch.Tensor, groups: int) -> torch.Tensor:
+    """(b, T, D[, N]) -> (b, T, G, D/G[, N]) view."""
+    return t.unflatten(2, (groups, -1))
+
+
+def _block_lengths(lengths, batch: int, rows: int, length: int) -> list[int]:
+    """Steps to scan for each block of ``rows`` jets: all ``length``, or the block's longest jet."""
+    if lengths is None:
+        return [length] * (-(-batch // rows))
+    return [int(max(lengths[b0 : b0 + rows])) for b0 in range(0, batch, rows)]
 
 
 def _scan_in_place(decay: torch.Tensor, inp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -65,25 +95,28 @@ def _scan_in_place(decay: torch.Tensor, inp: torch.Tensor, h: torch.Tensor) -> t
     return h
 
 
-def _forward(dlt, dxt, A32, Bt, Ct, T: int, keep_starts: bool):
+def _forward(dlt, dxt, A32, Bt, Ct, T: int, keep_starts: bool, lengths=None, rows: int | None = None):
     """The blocked scan without autograd: y (B, L, D), last state (B, D, N), and (if ``keep_starts``) the
-    state entering every time chunk (B, n_chunks, D, N), all the backward pass needs to recompute a chunk."""
+    state entering every time chunk (B, n_chunks, D, N), all the backward pass needs to recompute a chunk.
+
+    ``lengths`` (B,): a block of jets stops after its longest jet's length; y past it is zero and the
+    "last" state is the one at that step (callers passing lengths must ignore both)."""
     batch, length, dim = dlt.shape
-    nstate = A32.shape[1]
-    rows = _rows(T, dim, nstate)
-    y = dlt.new_empty(batch, length, dim)
+    nstate, groups = A32.shape[1], Bt.shape[2]
+    rows = rows or _rows(T, dim, nstate)
+    y = dlt.new_zeros(batch, length, dim) if lengths is not None else dlt.new_empty(batch, length, dim)
     last = dlt.new_empty(batch, dim, nstate)
     starts = dlt.new_empty(batch, -(-length // T), dim, nstate) if keep_starts else None
-    for b0 in range(0, batch, rows):
+    for b0, stop in zip(range(0, batch, rows), _block_lengths(lengths, batch, rows, length)):
         b1 = min(batch, b0 + rows)
         h = dlt.new_zeros(b1 - b0, dim, nstate)
-        for c, t0 in enumerate(range(0, length, T)):
-            t1 = min(length, t0 + T)
+        for c, t0 in enumerate(range(0, stop, T)):
+            t1 = min(stop, t0 + T)
             if keep_starts:
                 starts[b0:b1, c] = h
-            decay, hs = _chunk_terms(dlt[b0:b1], dxt[b0:b1], A32, Bt[b0:b1], t0, t1)
+            decay, hs = _terms(dlt[b0:b1], dxt[b0:b1], A32, Bt[b0:b1], t0, t1)
             h = _scan_in_place(decay, hs, h)  # hs now holds the states h_t
-            y[b0:b1, t0:t1] = torch.einsum("btdn,btn->btd", hs, Ct[b0:b1, t0:t1])
+            y[b0:b1, t0:t1] = torch.einsum("btgdn,btgn->btgd", _grouped(hs, groups), Ct[b0:b1, t0:t1]).flatten(2)
         last[b0:b1] = h
     return y, last, starts
 
@@ -98,40 +131,46 @@ class _BlockedScan(torch.autograd.Function):
     keeps only the state entering each chunk; the backward recomputes one chunk at a time and runs the
     adjoint recurrence ``g_t = C_t gy_t + exp(dl_{t+1} A) g_{t+1}`` backwards, the same in-place step loop,
     with every other gradient a vectorised contraction over the chunk.
-    Inputs (fp32): dlt, dxt (B, L, D); A (D, N); Bt, Ct (B, L, N). Outputs: y (B, L, D), h_last (B, D, N).
+    Inputs (fp32): dlt, dxt (B, L, D); A (D, N); Bt, Ct (B, L, G, N); ``lengths`` as ``_forward``
+    (then no gradient may reach the last state). Outputs: y (B, L, D), h_last (B, D, N).
     """
 
     @staticmethod
-    def forward(ctx, dlt, dxt, A32, Bt, Ct, T: int):
-        y, last, starts = _forward(dlt, dxt, A32, Bt, Ct, T, keep_starts=True)
+    def forward(ctx, dlt, dxt, A32, Bt, Ct, T: int, lengths=None, rows: int | None = None):
+        y, last, starts = _forward(dlt, dxt, A32, Bt, Ct, T, keep_starts=True, lengths=lengths, rows=rows)
         ctx.save_for_backward(dlt, dxt, A32, Bt, Ct, starts)
-        ctx.T = T
+        ctx.T, ctx.lengths, ctx.rows = T, lengths, rows
+        ctx.set_materialize_grads(False)  # an unused output's gradient arrives as None, not as zeros
         return y, last
 
     @staticmethod
     def backward(ctx, gy, glast):
         dlt, dxt, A32, Bt, Ct, starts = ctx.saved_tensors
-        T = ctx.T
+        T, lengths = ctx.T, ctx.lengths
         batch, length, dim = dlt.shape
-        nstate = A32.shape[1]
-        rows = _rows(T, dim, nstate)
+        nstate, groups = A32.shape[1], Bt.shape[2]
+        rows = ctx.rows or _rows(T, dim, nstate)
         gy = gy if gy is not None else torch.zeros_like(dlt)
-        g_dl, g_dx = torch.empty_like(dlt), torch.empty_like(dxt)
-        g_B, g_C = torch.empty_like(Bt), torch.empty_like(Ct)
+        if lengths is not None:
+            assert glast is None, "no gradient through the last state of a scan run with lengths"
+        make = torch.empty_like if lengths is None else torch.zeros_like  # skipped steps get zero gradients
+        g_dl, g_dx = make(dlt), make(dxt)
+        g_B, g_C = make(Bt), make(Ct)
         g_A = torch.zeros_like(A32)
-        chunks = list(enumerate(range(0, length, T)))
-        for b0 in range(0, batch, rows):
+        for b0, stop in zip(range(0, batch, rows), _block_lengths(lengths, batch, rows, length)):
             b1 = min(batch, b0 + rows)
             dl, dx, Bb, Cb, gyb = dlt[b0:b1], dxt[b0:b1], Bt[b0:b1], Ct[b0:b1], gy[b0:b1]
             # gradient reaching the state at the end of the current chunk from everything after it
             carry = glast[b0:b1].clone() if glast is not None else dl.new_zeros(b1 - b0, dim, nstate)
-            for c, t0 in reversed(chunks):
-                t1 = min(length, t0 + T)
+            for c, t0 in reversed(list(enumerate(range(0, stop, T)))):
+                t1 = min(stop, t0 + T)
                 h0 = starts[b0:b1, c]
-                decay, hs = _chunk_terms(dl, dx, A32, Bb, t0, t1)
+                decay, hs = _terms(dl, dx, A32, Bb, t0, t1)
                 _scan_in_place(decay, hs, h0)
-                g_C[b0:b1, t0:t1] = torch.einsum("btd,btdn->btn", gyb[:, t0:t1], hs)
-                gh = gyb[:, t0:t1, :, None] * Cb[:, t0:t1, None, :]  # dL/dh_t through y_t: (b, T, D, N)
+                gyg = _grouped(gyb[:, t0:t1], groups)  # (b, T, G, D/G)
+                g_C[b0:b1, t0:t1] = torch.einsum("btgd,btgdn->btgn", gyg, _grouped(hs, groups))
+                # dL/dh_t through y_t: (b, T, D, N)
+                gh = (gyg[..., None] * Cb[:, t0:t1, :, None, :]).flatten(2, 3)
                 # adjoint recurrence, backwards in time: gh_t += exp(dl_{t+1} A) gh_{t+1}
                 torch.add(gh[:, -1], carry, out=gh[:, -1])
                 for i in range(t1 - t0 - 2, -1, -1):
@@ -142,9 +181,10 @@ class _BlockedScan(torch.autograd.Function):
                 g_arg = gh * h_prev * decay  # dL/d(dl_t A) through exp
                 g_dl[b0:b1, t0:t1] = torch.einsum("btdn,dn->btd", g_arg, A32)
                 g_A += torch.einsum("btdn,btd->dn", g_arg, dl[:, t0:t1])
-                g_dx[b0:b1, t0:t1] = torch.einsum("btdn,btn->btd", gh, Bb[:, t0:t1])
-                g_B[b0:b1, t0:t1] = torch.einsum("btdn,btd->btn", gh, dx[:, t0:t1])
-        return g_dl, g_dx, g_A, g_B, g_C, None
+                ghg = _grouped(gh, groups)
+                g_dx[b0:b1, t0:t1] = torch.einsum("btgdn,btgn->btgd", ghg, Bb[:, t0:t1]).flatten(2)
+                g_B[b0:b1, t0:t1] = torch.einsum("btgdn,btgd->btgn", ghg, _grouped(dx[:, t0:t1], groups))
+        return g_dl, g_dx, g_A, g_B, g_C, None, None, None
 
 
 def selective_scan_chunked(
@@ -172,7 +212,8 @@ def selective_scan_chunked(
     # Time-major layout (B, L, D[, N]): one step's state is a contiguous (D, N) slab per jet.
     dlt = dl.transpose(1, 2).contiguous()  # (B, L, D)
     dxt = (dl * u32).transpose(1, 2).contiguous()  # delta * u
-    Bt, Ct = B.float().transpose(1, 2).contiguous(), C.float().transpose(1, 2).contiguous()  # (B, L, N)
+    # (B, L, 1, N): one channel group
+    Bt, Ct = (t.float().transpose(1, 2).unsqueeze(2).contiguous() for t in (B, C))
     track = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, delta_bias) if t is not None)
     if track:
         y, last = _BlockedScan.apply(dlt, dxt, A32, Bt, Ct, T)
@@ -180,6 +221,31 @@ def selective_scan_chunked(
         y, last, _ = _forward(dlt, dxt, A32, Bt, Ct, T, keep_starts=False)
     y = finish_mamba1(y.transpose(1, 2), u32, D, z).to(dtype)  # (B, D, L)
     return (y, last) if return_last_state else y
+
+
+def selective_scan_time_major(
+    dlt: torch.Tensor,
+    dxt: torch.Tensor,
+    A: torch.Tensor,
+    Bt: torch.Tensor,
+    Ct: torch.Tensor,
+    lengths: list[int] | None = None,
+    chunk_size: int = 16,
+) -> torch.Tensor:
+    """The Mamba-1 recurrence alone, in the blocked scan's own layout (no transposes): ``y_t = C_t . h_t``.
+
+    Args:
+        dlt: (B, L, D) fp32 delta after bias and softplus.  dxt: (B, L, D) fp32 delta * u.
+        A: (D, N).  Bt, Ct: (B, L, G, N) fp32, channel group g = channels [g D/G, (g+1) D/G).
+        lengths: per-jet lengths; each block of jets stops at its longest (outputs past it are zero).
+    Returns:
+        y (B, L, D) fp32, without the D skip and the gate (the caller adds them).
+    """
+    T = max(1, min(chunk_size, dlt.shape[1]))
+    args = (dlt.contiguous(), dxt.contiguous(), A.float(), Bt.contiguous(), Ct.contiguous(), T)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in args[:5]):
+        return _BlockedScan.apply(*args, lengths)[0]
+    return _forward(*args, keep_starts=False, lengths=lengths)[0]
 
 
 def ssd_scan_chunked(
