@@ -28,6 +28,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REPO = Path(__file__).resolve().parents[1]
 CARDS = sorted((REPO / "models").glob("*.yaml"))
 TRACKING = [p for p in CARDS if (yaml.safe_load(p.read_text()) or {}).get("family") == "tracking"]
+PILEUP = [p for p in CARDS if (yaml.safe_load(p.read_text()) or {}).get("family") == "pileup"]
 
 
 # ----------------------------------------------------------------- tracking: committed checkpoints
@@ -115,6 +116,33 @@ def test_jet_tools_refuse_a_tracking_card(capsys):
 
     res = call(profile_model.main, ["--checkpoint", TRACKING[0].stem, "--length", "16"], capsys)
     assert_user_error(res, TRACKING[0].stem, "tracking checkpoint", "takes jets")
+
+
+# ----------------------------------------------------------------- pileup: committed checkpoints
+@pytest.fixture(scope="module")
+def pileup_check(tmp_path_factory):
+    """The check events of the pileup cards (two generated mu = 200 events, ~10 CPU-s), made with the cards' commands."""
+    commands = {tuple(read_card(p).get("check.commands")) for p in PILEUP}
+    assert len(commands) == 1, commands  # every pileup card names the same check events
+    out = tmp_path_factory.mktemp("pileup_check")
+    for cmd in commands.pop():
+        subprocess.run([sys.executable, *cmd.replace("DIR", str(out)).split()[1:]], check=True, cwd=REPO, capture_output=True)
+    return str(out / "processed/*/*.root")
+
+
+def test_a_pileup_checkpoint_is_committed():
+    assert PILEUP and all(read_card(p).get("data.mu") == 200 for p in PILEUP)
+
+
+@pytest.mark.slow  # ~10 s of generation, then one forward per event of ~13k particles
+@pytest.mark.parametrize("card_path", PILEUP, ids=lambda p: p.stem)
+def test_committed_pileup_checkpoint_reproduces_its_card(card_path, pileup_check):
+    model, card = load(f"models/{card_path.stem}")  # by name, sha256 checked, strict load
+    assert family(card) == "pileup" and card.get("weights.sha256") == sha256sum(card.weights_path)
+    got, bad = check_card(card, model, load_data_config(str(REPO / card.data_config)), pileup_check)
+    assert not bad, bad
+    assert got["n_events"] == 2 and got["n_scored"] > 1000
+    assert "roc_auc" in headline(card)
 
 
 # ----------------------------------------------------------------- pileup: a tiny random model, not committed
