@@ -55,6 +55,29 @@ def test_mamba1_scan_flops_hand_count():
     assert tc.count_tracking_flops(blk, (torch.randn(B, L, 8),), scan_flops_per_element=6)["scan"] == 6 * B * L * D * N
 
 
+@pytest.mark.parametrize("block", ["mamba1", "mamba2"])
+def test_fused_bidirectional_mixer_scans_are_counted_as_the_two_call_ones(block):
+    """The fused CPU path (partx.nn.mamba.fused) calls the chunked scans directly: scan_excluded must still count
+    them, once each, as the two block calls' scans; count_tracking_flops gives the function's FLOPs either way."""
+    from partx.nn.mamba.mixer import BiMambaMixer
+
+    torch.manual_seed(0)
+    mixer = BiMambaMixer(16, 2, d_state=4, block=block).eval()
+    x, mask = torch.randn(2, 12, 16), torch.ones(2, 12, dtype=torch.bool)
+    flops = {}
+    for fused in (False, True):
+        mixer.fused, rec = fused, tc.ScanRecorder()
+        with tc.scan_excluded(rec), torch.no_grad():
+            mixer(x, mask)
+        flops[fused] = rec.flops
+    assert flops[True] == flops[False] > 0
+    mixer.fused = True
+    with_fused = tc.count_tracking_flops(mixer, (x, mask))["flops"]
+    assert mixer.fused is True  # restored after counting
+    mixer.fused = False
+    assert tc.count_tracking_flops(mixer, (x, mask))["flops"] == with_fused
+
+
 def test_hept_attention_flops_are_block_diagonal():
     """HEPT's attention counts 2 T H L bs (C + D) for q^k^T and 2 T H L bs C for w v (L = N padded to blocks),
     plus the q/k/v/out projections and the LSH projections q^ alpha, k^ alpha."""

@@ -74,38 +74,59 @@ class ScanRecorder:
 @contextlib.contextmanager
 def scan_excluded(recorder: ScanRecorder):
     """Run every Mamba scan with all dispatch modes (FlopCounterMode) switched off, recording its analytic
-    FLOPs in ``recorder``. Patches the names the Mamba blocks call (``partx.nn.mamba.block``)."""
+    FLOPs in ``recorder``. Patches the names the Mamba blocks call (``partx.nn.mamba.block``) and the scans the
+    fused bidirectional CPU path calls (``partx.nn.mamba.scan_chunked``, looked up at call time by
+    ``partx.nn.mamba.fused``); a scan reached through another patched one is counted once."""
     from partx.nn.mamba import block as _block
+    from partx.nn.mamba import scan_chunked as _chunked
 
     orig1, orig2 = _block.selective_scan, _block.ssd_scan
+    orig_tm, orig_ssd = _chunked.selective_scan_time_major, _chunked.ssd_scan_chunked
+    depth = [0]
 
-    def scan1(u, delta, A, B, C, *a, **kw):  # u (B, D, L), A (D, N)
-        b, d, length = u.shape
-        recorder.calls.append(("mamba1", (b, length, d, A.shape[-1])))
-        recorder.flops += mamba1_scan_flops(b, length, d, A.shape[-1], recorder.per_element)
-        with _disable_current_modes():
-            return orig1(u, delta, A, B, C, *a, **kw)
+    def counted(orig, kind, shape):
+        def run(*a, **kw):
+            if depth[0] == 0:
+                b, length, d, n = shape(*a)
+                recorder.calls.append((kind, (b, length, d, n)))
+                recorder.flops += mamba1_scan_flops(b, length, d, n, recorder.per_element)
+            depth[0] += 1
+            try:
+                with _disable_current_modes():
+                    return orig(*a, **kw)
+            finally:
+                depth[0] -= 1
+        return run
 
-    def scan2(x, dt, A, B, C, *a, **kw):  # x (B, L, H, P), B (B, L, G, N)
-        b, length, h, p = x.shape
-        recorder.calls.append(("mamba2", (b, length, h * p, B.shape[-1])))
-        recorder.flops += mamba1_scan_flops(b, length, h * p, B.shape[-1], recorder.per_element)
-        with _disable_current_modes():
-            return orig2(x, dt, A, B, C, *a, **kw)
-
-    _block.selective_scan, _block.ssd_scan = scan1, scan2
+    # u (B, D, L), A (D, N) | x (B, L, H, P), B (B, L, G, N) | dlt (B, L, D), A (D, N)
+    _block.selective_scan = counted(orig1, "mamba1", lambda u, delta, A, *r: (u.shape[0], u.shape[2], u.shape[1], A.shape[-1]))
+    _block.ssd_scan = counted(orig2, "mamba2", lambda x, dt, A, B, *r: (x.shape[0], x.shape[1], x.shape[2] * x.shape[3], B.shape[-1]))
+    _chunked.selective_scan_time_major = counted(orig_tm, "mamba1", lambda dlt, dxt, A, *r: (dlt.shape[0], dlt.shape[1], dlt.shape[2], A.shape[-1]))
+    _chunked.ssd_scan_chunked = counted(orig_ssd, "mamba2", lambda x, dt, A, B, *r: (x.shape[0], x.shape[1], x.shape[2] * x.shape[3], B.shape[-1]))
     try:
         yield recorder
     finally:
         _block.selective_scan, _block.ssd_scan = orig1, orig2
+        _chunked.selective_scan_time_major, _chunked.ssd_scan_chunked = orig_tm, orig_ssd
 
 
 def count_tracking_flops(model: torch.nn.Module, args: tuple, scan_flops_per_element: int = SCAN_FLOPS_PER_ELEMENT) -> dict:
     """FLOPs of one forward ``model(*args)``: ``counted`` (FlopCounterMode, scans excluded), ``scan``
-    (analytic), ``flops`` = their sum, ``scan_calls``."""
+    (analytic), ``flops`` = their sum, ``scan_calls``.
+
+    FLOPs are those of the function, not of an implementation: the bidirectional Mamba mixers are counted on
+    their two-call path (the fused CPU path computes the same outputs, tests/test_mamba_fused.py, but runs its
+    causal conv as element-wise taps the counter does not see)."""
     rec = ScanRecorder(per_element=scan_flops_per_element)
-    with scan_excluded(rec):
-        counted = count_flops(model, args)
+    mixers = [m for m in model.modules() if getattr(m, "fused", None) is True]
+    for m in mixers:
+        m.fused = False
+    try:
+        with scan_excluded(rec):
+            counted = count_flops(model, args)
+    finally:
+        for m in mixers:
+            m.fused = True
     return dict(counted=int(counted), scan=int(rec.flops), flops=int(counted + rec.flops), scan_calls=len(rec.calls))
 
 
