@@ -112,6 +112,17 @@ def test_train_mambab_end_to_end(tiny_pileup, tmp_path):
     assert len(probs) == 4 and ak.num(probs, axis=1)[0] == 280
     print(f"ROC AUC trained {metrics['roc_auc']:.4f} vs untrained {untrained:.4f}; AP {metrics['average_precision']:.4f}")
 
+    # analysis/pileup_jets.py re-scores the predictions with the test files: the test pass's numbers again
+    res = subprocess.run([sys.executable, str(REPO / "analysis/pileup_jets.py"), "--pred", str(out / "pred.parquet"), "--data",
+                          f"{tiny_pileup}/processed/test/*.root", "--out", str(tmp_path / "rescored")], capture_output=True, text=True, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-2000:]
+    again = json.loads((tmp_path / "rescored" / "pred.metrics.json").read_text())
+    assert again["roc_auc"] == pytest.approx(metrics["roc_auc"], abs=1e-6)
+    assert again["jets"]["methods"]["model"] == metrics["jets"]["methods"]["model"]
+    res = subprocess.run([sys.executable, str(REPO / "analysis/pileup_jets.py"), "--pred", str(out / "pred.parquet"), "--data",
+                          str(tmp_path / "none/*.root"), "--out", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO)
+    assert_user_error(res, "--data: no file matches")
+
 
 def test_vtx_set_adds_the_charged_vertex_association(tiny_pileup, tmp_path):
     """`./train_Pileup.sh MODEL vtx`: same files, HEPT's 7 features + (charged & LV, charged & pileup), 0 for

@@ -137,3 +137,15 @@ def test_event_bootstrap_pairs_events_and_scores():
     assert noise["roc_auc"]["diff"] > 5 * noise["roc_auc"]["se"] > 0  # informative vs random score: clearly apart
     assert 0 < boot["se"]["prob"]["roc_auc"] < 0.05
     assert event_bootstrap(events, scores=("prob", "missing"))["difference"] == {}  # a score not in every event is left out
+
+
+def test_overall_resolution_is_taken_after_a_per_bin_response_calibration():
+    from partx.metrics.pileup_jets import _calibrated, resolution
+
+    bins = np.array([20.0, 40.0, 80.0])
+    t_pt = np.array([25.0, 30.0, 35.0, 50.0, 60.0, 70.0, 90.0])
+    ratio = np.array([1.8, 1.8, 1.8, 1.1, 1.1, 1.1, 5.0])  # sharp in each bin, response falls with pT; last jet outside
+    c = _calibrated(ratio, t_pt, bins, [1.8, 1.1])
+    np.testing.assert_allclose(c[:6], 1.0)
+    assert np.isnan(c[6])
+    assert resolution(c[:6]) == 0.0 and resolution(ratio[:6]) > 0.2  # pooled raw ratios would count the response slope
