@@ -2,7 +2,7 @@
 # The README's ParT-variant comparison: every variant at the demo size (4 blocks, 64-wide, 4 heads; U from a
 # 2x32 pair embedding where the variant uses U), full features, 800 training jets per class of the small
 # generated set, 3 epochs, batch 128, one shared 2000-jet test set; ParT-demo and MambaParT trained
-# REPEATS times (weaver does not seed: each training is independent), the others once.
+# REPEATS times (unseeded: each training is independent; PARTX_SEED=N would make each repeat exactly), the others once.
 #   bash scripts/variant_study.sh            # ~1 h on 2 idle cores; finished runs are skipped on a rerun
 # Knobs: PYTHON, REPEATS (3), OUT (output/variants), DATA (datasets/JetClass, the `make demo` data).
 set -euo pipefail
