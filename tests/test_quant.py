@@ -166,6 +166,42 @@ def test_onnx_int8_files_kept_in_workdir(tiny, data_config, tmp_path):
         assert torch.equal(OrtModel(path)(*test), res.model(*test))  # reloads to the same outputs
 
 
+def test_class_attention_weight_slices_fold_into_weights(tiny, data_config, tmp_path):
+    """The class block's packed W_q / W_kv (run-time Slices of in_proj) become weights: same outputs, now quantized."""
+    import shutil
+
+    from partx.quant import quantize
+    from partx.quant.onnx_runtime import OrtModel, export_onnx, fold_weight_slices, weight_matmul_nodes
+
+    model, calib, test, ref = tiny
+    names = list(data_config.input_names)
+    raw = export_onnx(model, calib[0], tmp_path / "raw.onnx", names)
+    shutil.copy(raw, tmp_path / "folded.onnx")
+    feeds = [{n: torch.cat([a] * k).numpy() for n, a in zip(names, calib[0])} for k in (1, 2)]
+    folded = fold_weight_slices(tmp_path / "folded.onnx", feeds)
+    assert len(folded) == 2 and all("cls_blocks.0/attn/Slice" in n for n in folded)  # W_q and W_kv of one block
+    w_raw, _ = weight_matmul_nodes(raw)
+    w_new, others = weight_matmul_nodes(tmp_path / "folded.onnx")
+    assert set(w_new) - set(w_raw) == {"/mod/cls_blocks.0/attn/MatMul", "/mod/cls_blocks.0/attn/MatMul_1"}
+    assert not any("cls_blocks" in n and n.endswith(("MatMul", "MatMul_1")) for n in others)
+    with torch.no_grad():
+        assert (OrtModel(tmp_path / "folded.onnx")(*test) - ref).abs().max() <= 1e-5  # exact rewrite
+    assert fold_weight_slices(tmp_path / "folded.onnx", feeds) == []  # nothing left to fold
+    res = quantize(model, "onnx-int8", calib, input_names=names)
+    assert "/mod/cls_blocks.0/attn/MatMul" in res.report.quantized
+
+
+def test_u8s8_saturation_guard_follows_the_cpu_flags():
+    """x86 without VNNI -> 7-bit weights (ORT's U8S8 int16 saturation); VNNI / AMX or ARM -> full range."""
+    from partx.quant.onnx_runtime import u8s8_saturates
+
+    assert u8s8_saturates(["fpu", "avx2", "fma"], "x86_64")
+    assert u8s8_saturates([], "AMD64")                       # unknown flags on x86: the safe choice
+    assert not u8s8_saturates(["avx2", "avx512f", "avx512_vnni"], "x86_64")
+    assert not u8s8_saturates(["avx2", "avx_vnni"], "x86_64")
+    assert not u8s8_saturates(["avx2"], "aarch64")
+
+
 def test_bad_inputs(tiny):
     from partx.quant import QuantUnavailable, quantize
 

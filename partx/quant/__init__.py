@@ -118,7 +118,8 @@ def quantize(model: nn.Module, method: str, calib_loader: Iterable[Sequence[torc
 
 
 def _quantize_onnx(model, method, calib_loader, input_names, dynamic_length, workdir, calib_batches) -> QuantResult:
-    from partx.quant.onnx_runtime import OrtModel, export_onnx, quantize_onnx, weight_matmul_nodes
+    from partx.quant.onnx_runtime import (OrtModel, export_onnx, fold_weight_slices, quantize_onnx, u8s8_saturates,
+                                         weight_matmul_nodes)
 
     calib = list(calib_loader) if not isinstance(calib_loader, (list, tuple)) else calib_loader
     example = _first_batch(calib)
@@ -131,6 +132,9 @@ def _quantize_onnx(model, method, calib_loader, input_names, dynamic_length, wor
         folder.mkdir(parents=True, exist_ok=True)
     try:
         fp32 = export_onnx(copy.deepcopy(model), example, folder / "model_fp32.onnx", input_names, dynamic_length)
+        names = [f"input_{i}" for i in range(len(example))] if input_names is None else list(input_names)
+        feeds = [{n: torch.cat([a] * k).numpy() for n, a in zip(names, example)} for k in (1, 2)]
+        folded = fold_weight_slices(fp32, feeds)  # class attention's W_q / W_kv become weights (exact)
         weights, others = weight_matmul_nodes(fp32)
         if method == "onnx":
             path, quantized, kept = fp32, [], [f"{n} (fp32 model)" for n in weights]
@@ -140,9 +144,14 @@ def _quantize_onnx(model, method, calib_loader, input_names, dynamic_length, wor
             ops = ("MatMul", "Gemm", "Conv") if method == "onnx-int8-conv" else ("MatMul", "Gemm")
             path = folder / f"model_{method}.onnx"
             quantized = quantize_onnx(fp32, path, mode, calib, max_batches=calib_batches, op_types=ops)
+            notes_extra = (["7-bit weights (reduce_range): this x86 CPU has no VNNI, where U8S8 int16 sums saturate"]
+                           if u8s8_saturates() else [])
             kept = [f"{n} (activation x activation)" for n in others]
             notes = [f"ONNX Runtime {'QDQ static U8S8 per-channel, MinMax calibration' if mode == 'qdq' else 'dynamic'} int8 "
-                     f"on weight {'/'.join(ops)} only"]
+                     f"on weight {'/'.join(ops)} only"] + notes_extra
+        if folded:
+            notes.append(f"{len(folded)} run-time slices of a weight (class attention's packed W_q / W_kv) folded "
+                         "into weights before quantization (fold_weight_slices, exact)")
         runner = OrtModel(path)
         size = path.stat().st_size
     finally:

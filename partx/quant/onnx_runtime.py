@@ -17,6 +17,7 @@ Conv and everything else stay float (``weight_matmul_nodes``).
 from __future__ import annotations
 
 import os
+import platform
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["export_onnx", "OrtModel", "quantize_onnx", "weight_matmul_nodes", "ort_session"]
+__all__ = ["export_onnx", "fold_weight_slices", "u8s8_saturates", "OrtModel", "quantize_onnx", "weight_matmul_nodes", "ort_session"]
 
 OPSET = 17  # LayerNormalization is a single op from 17 on (weaver's default is 15)
 
@@ -91,6 +92,85 @@ def weight_matmul_nodes(onnx_path: str | os.PathLike, op_types: Sequence[str] = 
     return weights, others
 
 
+def fold_weight_slices(onnx_path: str | os.PathLike, feeds: Sequence[dict[str, np.ndarray]]) -> list[str]:
+    """Turn ``Slice``s of a weight whose bounds are computed at run time into weights; rewrite ``onnx_path``.
+
+    torch's packed in-projection splits ``in_proj.weight`` into W_q and W_kv when the query is not the key
+    (weaver ParT's class-attention blocks: ``F._in_projection_packed``); the TorchScript export computes the
+    split points from the input's shape, so the MatMuls read ``Transpose(Slice(W, start, end))`` with
+    run-time bounds. No quantizer treats that as a weight: those layers stayed fp32 (and kept ~90 % of the
+    float bytes of an int8 ParT). The bounds depend only on the embedding width, so they are read once by
+    running the model on ``feeds`` (≥ 2 batches of different sizes: a bound that differs between them is
+    left alone) and each such Slice becomes an initializer holding the sliced weight. Exact: the graph
+    computes the same numbers. Returns the names of the folded Slice nodes.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    slices = [n for n in graph.node if n.op_type == "Slice" and n.input[0] in inits
+              and any(x and x not in inits for x in n.input[1:])]
+    if not slices or len(feeds) < 2:
+        return []
+    probes = sorted({x for n in slices for x in n.input[1:] if x and x not in inits})
+    probe_model = onnx.ModelProto()
+    probe_model.CopyFrom(model)
+    probe_model.graph.output.extend(helper.make_tensor_value_info(x, onnx.TensorProto.INT64, None) for x in probes)
+    with tempfile.TemporaryDirectory() as tmp:
+        probe_path = Path(tmp) / "probe.onnx"
+        onnx.save(probe_model, str(probe_path))
+        sess = ort_session(probe_path, threads=1)
+        values = [dict(zip(probes, sess.run(probes, feed))) for feed in feeds]
+    folded = []
+    for n in slices:
+        bounds = []
+        for x in n.input[1:]:
+            if not x:
+                bounds.append(None)
+            elif x in inits:
+                bounds.append(numpy_helper.to_array(inits[x]))
+            elif all(np.array_equal(v[x], values[0][x]) for v in values[1:]):
+                bounds.append(values[0][x])
+            else:
+                break
+        else:
+            w = numpy_helper.to_array(inits[n.input[0]])
+            starts, ends, axes, steps = (list(bounds) + [None] * 4)[:4]
+            axes = range(len(starts)) if axes is None else axes
+            steps = [1] * len(starts) if steps is None else steps
+            index = [slice(None)] * w.ndim
+            for a, s0, e0, st in zip(axes, starts, ends, steps):
+                index[int(a)] = slice(int(s0), int(e0), int(st))
+            w = w[tuple(index)]
+            out = n.output[0]
+            users = [u for u in graph.node if out in u.input]
+            perm = [list(a.ints) for u in users for a in u.attribute if a.name == "perm"]
+            if len(users) == 1 and users[0].op_type == "Transpose" and perm in ([[1, 0]], []) and w.ndim == 2:
+                # Slice -> Transpose (F.linear's W^T): store W^T itself, as the export stores every other Linear
+                w, out = w.T, users[0].output[0]
+                graph.node.remove(users[0])
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w), out))
+            graph.node.remove(n)
+            folded.append(n.name)
+    outputs = {o.name for o in graph.output}
+    while True:  # drop the shape arithmetic that only fed the folded bounds
+        used = {x for n in graph.node for x in n.input} | outputs
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+    if folded:
+        tmp_path = Path(str(onnx_path) + ".tmp")
+        onnx.save(model, str(tmp_path))
+        os.replace(tmp_path, onnx_path)
+    return folded
+
+
 class _Reader:
     """onnxruntime CalibrationDataReader over batches of forward arguments."""
 
@@ -108,13 +188,37 @@ class _Reader:
         return {n: a.detach().cpu().numpy().astype(np.float32) for n, a in zip(self.names, batch)}
 
 
+def u8s8_saturates(flags: Iterable[str] | None = None, machine: str | None = None) -> bool:
+    """True where ONNX Runtime's uint8 x int8 (U8S8) kernels can saturate: x86 CPUs without VNNI.
+
+    There ORT multiplies with VPMADDUBSW, which adds two uint8 x int8 products into an int16 and saturates
+    (ORT's quantization guide, "when and why do I need to try U8U8" / ``reduce_range``). Measured here on an
+    AVX2-only EPYC: the tiny test ParT moved softmax outputs by up to 0.43 (mean 0.036) with full-range
+    int8 weights, and by 0.026 (mean 0.004) with ``reduce_range`` (7-bit weights); on the AVX-512 VNNI
+    machine of the earlier sessions full range was fine (VPDPBUSD accumulates in int32). ``flags``: the
+    CPU's feature flags (default: read from /proc/cpuinfo; unknown on an x86 machine counts as no VNNI).
+    """
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False  # ARM / others: ORT's int8 kernels there accumulate in int32
+    if flags is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+        except OSError:
+            flags = []
+    return not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
+
+
 def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, mode: str = "qdq",
                   calib: Iterable[Sequence[torch.Tensor]] | None = None, max_batches: int = 8,
-                  op_types: Sequence[str] = ("MatMul", "Gemm")) -> list[str]:
+                  op_types: Sequence[str] = ("MatMul", "Gemm"), reduce_range: bool | None = None) -> list[str]:
     """Write the int8 model of ``fp32_path`` to ``out_path``; returns the quantized node names.
 
     ``op_types``: weight layers to quantize; add ``"Conv"`` for the pair embedding's 1x1 convolutions.
+    ``reduce_range``: 7-bit weights; default :func:`u8s8_saturates` (x86 without VNNI).
     """
+    reduce_range = u8s8_saturates() if reduce_range is None else reduce_range
     from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType, quant_pre_process,
                                           quantize_dynamic, quantize_static)
 
@@ -123,7 +227,7 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, mod
         raise ValueError(f"{fp32_path}: no weight MatMul/Gemm node to quantize")
     if mode == "dynamic":
         quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
-                         per_channel=False, op_types_to_quantize=list(op_types))
+                         per_channel=False, op_types_to_quantize=list(op_types), reduce_range=reduce_range)
         return nodes
     if mode != "qdq":
         raise ValueError(f"unknown ONNX Runtime quantization mode {mode!r}; choose qdq or dynamic")
@@ -144,5 +248,6 @@ def quantize_onnx(fp32_path: str | os.PathLike, out_path: str | os.PathLike, mod
         nodes, _ = weight_matmul_nodes(pre, op_types)  # pre-processing may rename nodes
         quantize_static(str(pre), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_quantize=nodes,
+                        reduce_range=reduce_range,
                         op_types_to_quantize=list(op_types), extra_options={"ActivationSymmetric": False})
     return nodes
