@@ -22,7 +22,8 @@ from pathlib import Path
 
 from partx import registry
 from partx.cli import ArgumentParser, run_main
-from partx.studies.tracking_compare import DEFAULT_MODELS, CompareConfig, RunFailed, run_compare, validate
+from partx.studies.output import print_study_outputs
+from partx.studies.tracking_compare import DEFAULT_MODELS, CompareConfig, run_compare, validate
 from partx.studies.training_size import REPO
 
 
@@ -56,15 +57,7 @@ def _main(argv: list[str] | None = None) -> int:
                         samples_per_epoch_val=args.samples_per_epoch_val, batch_size=args.batch_size, size=args.size,
                         extra=tuple(extra))
     validate(cfg)
-    try:
-        _, paths = run_compare(cfg, quiet=args.quiet, train=not args.collect, title=args.title)
-    except RunFailed as err:
-        print(f"ERROR: {err}", file=sys.stderr)
-        return 1
-    print(paths["md"].read_text(), end="")
-    for k, path in paths.items():
-        print(f"{k}: {path}")
-    return 0
+    return print_study_outputs(lambda: run_compare(cfg, quiet=args.quiet, train=not args.collect, title=args.title))
 
 
 def main(argv: list[str] | None = None) -> int:

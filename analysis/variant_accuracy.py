@@ -28,7 +28,8 @@ from pathlib import Path
 
 from partx.cli import ArgumentParser, UserError, run_main
 from partx.studies import variant_accuracy as va
-from partx.studies.training_size import REPO, RunFailed
+from partx.studies.output import print_study_outputs
+from partx.studies.training_size import REPO
 
 DEFAULT_DATA = REPO / "datasets/JetClass_protocol"
 
@@ -127,15 +128,8 @@ def _main(argv: list[str] | None = None) -> int:
               + (f", or >= {d['test_jets_needed']} test jets at these seeds" if d["test_jets_needed"] else ", or more seeds"))
         print("benchmark for the Pareto plot:", va.benchmark_command(plan))
         return 0
-    try:
-        doc, paths = va.run_protocol(cfg, quiet=args.quiet, train=not args.collect, bench=bench, bench_batch=args.bench_batch)
-    except RunFailed as err:
-        print(f"ERROR: {err}", file=sys.stderr)
-        return 1
-    print(paths["md"].read_text(), end="")
-    for k, path in paths.items():
-        print(f"{k}: {path}")
-    return 0
+    return print_study_outputs(lambda: va.run_protocol(cfg, quiet=args.quiet, train=not args.collect, bench=bench,
+                                                       bench_batch=args.bench_batch))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -64,3 +64,20 @@ def test_bad_arguments_one_line_exit_2(tmp_path, args, message):
                          capture_output=True, text=True, cwd=REPO)
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and message in res.stderr and res.stderr.startswith("ERROR:")
+
+
+def test_each_run_seeds_weaver_and_the_model(tmp_path, monkeypatch):
+    """A (model, seed) run passes the seed to the model (-o seed) and to weaver (PARTX_SEED: data order)."""
+    seen = {}
+
+    def fake_training(cmd, cwd=None, env=None, stdout=None, stderr=None):
+        seen.update(cmd=cmd, env=env)
+        return subprocess.CompletedProcess(cmd, 3)
+
+    monkeypatch.setattr(C, "run_training", fake_training)
+    cfg = C.CompareConfig(datadir=tmp_path, out_dir=tmp_path / "out", models=["HEPT"], seeds=[2])
+    with pytest.raises(C.RunFailed, match="HEPT seed 2: train_TrackML.sh exited 3"):
+        C.run_one(cfg, "HEPT", 2, tmp_path / "out", quiet=True)
+    assert seen["env"]["PARTX_SEED"] == "2"
+    i = seen["cmd"].index("seed")
+    assert seen["cmd"][i - 1:i + 2] == ["-o", "seed", "2"]

@@ -2,8 +2,8 @@
 
 Every (model, seed) run goes through ``./train_TrackML.sh MODEL SET`` on one preprocessed TrackML set
 (``DATADIR_TrackML``) with the same knobs (epochs, training rows per epoch, validation rows, batch size)
-and ``-o seed <seed>`` (initialisation, InfoNCE random pairs and LSH projections; weaver's file order
-stays random). Each run is tested on the set's whole test split; its metrics are the tracking metrics
+and ``-o seed <seed>`` (initialisation, InfoNCE random pairs and LSH projections) and ``PARTX_SEED=<seed>``
+(weaver's shuffling and loader workers, ``partx.weaver_run``), so a run repeats. Each run is tested on the set's whole test split; its metrics are the tracking metrics
 JSON the evaluate hook writes (``partx.train.tracking``: HEPT's acc@k / precision / recall at
 pT > 0, 0.5, 0.9, DBSCAN tracks with DM / LHC efficiencies, fake rates, TrackML score).
 
@@ -112,7 +112,7 @@ def run_one(cfg: CompareConfig, model: str, seed: int, out: Path, quiet: bool = 
     run_dir.mkdir(parents=True)
     env = dict(os.environ, DATADIR_TrackML=str(Path(cfg.datadir).resolve()), NUM_EPOCHS=str(cfg.epochs),
                SAMPLES_PER_EPOCH=str(cfg.samples_per_epoch), SAMPLES_PER_EPOCH_VAL=str(cfg.samples_per_epoch_val),
-               BATCH_SIZE=str(cfg.batch_size), GPUS=os.environ.get("GPUS", ""))
+               BATCH_SIZE=str(cfg.batch_size), GPUS=os.environ.get("GPUS", ""), PARTX_SEED=str(seed))
     env.pop("DDP_NGPUS", None)
     cmd = ["bash", str(SCRIPT), model, cfg.tracking_set, "-o", "seed", str(seed), "-o", "size", repr(cfg.size), *cfg.extra,
            "--model-prefix", str((run_dir / "net").resolve()), "--log", str((run_dir / "train.log").resolve()),
