@@ -5,7 +5,8 @@
 
 Exports the model as ``partx.quant`` does (random weights unless ``--checkpoint``; synthetic full-length jets,
 N = 128), quantizes it (``onnx-int8``, calibrated on 4 synthetic batches), runs each session ``--runs`` times
-with ORT's profiler (1 thread) and prints the share of kernel time per operator type. The share of the
+with ORT's profiler (1 thread) and prints the share of kernel time per operator type, and the sizes of
+the torch state_dict and of the two ONNX files. The share of the
 weight MatMuls in the fp32 profile bounds what int8 GEMMs can give: with a fraction f of the time in them,
 even free int8 GEMMs leave a speed-up over ORT fp32 below 1 / (1 - f) (docs/quantization.md).
 """
@@ -25,7 +26,7 @@ import torch  # noqa: E402
 from weaver.utils.data.config import DataConfig  # noqa: E402
 
 from partx.perf import inputs, models  # noqa: E402
-from partx.quant import quantize  # noqa: E402
+from partx.quant import model_size_bytes, quantize  # noqa: E402
 
 
 def op_times(path: Path, feed: dict, runs: int) -> collections.Counter:
@@ -69,8 +70,12 @@ def main(argv=None) -> int:
     feed = {n: a.numpy() for n, a in zip(names, batch)}
     with tempfile.TemporaryDirectory() as tmp:
         quantize(model, "onnx-int8", calib, input_names=names, workdir=tmp)
-        profiles = {"fp32": op_times(Path(tmp) / "model_fp32.onnx", feed, args.runs),
-                    "int8": op_times(Path(tmp) / "model_onnx-int8.onnx", feed, args.runs)}
+        files = {"fp32": Path(tmp) / "model_fp32.onnx", "int8": Path(tmp) / "model_onnx-int8.onnx"}
+        profiles = {k: op_times(f, feed, args.runs) for k, f in files.items()}
+        sizes = {k: f.stat().st_size for k, f in files.items()}
+    base = model_size_bytes(model)
+    print(f"size: torch fp32 state_dict {base / 1e6:.2f} MB, ORT fp32 {sizes['fp32'] / 1e6:.2f} MB, "
+          f"ORT int8 {sizes['int8'] / 1e6:.2f} MB = {sizes['int8'] / base:.3f}x the state_dict")
     totals = {k: sum(v.values()) for k, v in profiles.items()}
     print(f"{args.model}, N = {args.length}, batch {args.batch_size}, 1 thread, ONNX Runtime kernel time per call: "
           + ", ".join(f"{k} {totals[k] / args.runs / 1e3:.1f} ms" for k in profiles))
