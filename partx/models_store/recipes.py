@@ -50,7 +50,8 @@ RECIPES = MappingProxyType({r.name: r for r in (
     Recipe("ParT_gen-small_full", "ParT", PART_DEMO_OPTIONS, "ParT at the demo size (with U)"),
     Recipe("ParT-plain_gen-small_full", "ParT-plain", _DEMO_NO_U, "ParT without U at the demo size"),
     # measured on the shared 2-core machine (docs/models.md): MambaParT's CPU scan ~21 s per batch of 128 (about
-    # 70 min for the budget), ParticleNet's kNN EdgeConvs ~69 s (hours): built only when named, or on a GPU
+    # 70 min for the budget), ParticleNet's kNN EdgeConvs ~69 s (17-23 s on a quieter core: 76 min): built only when
+    # named, or on a GPU
     Recipe("MambaParT_gen-small_full", "MambaParT", _DEMO_NO_U, "bidirectional Mamba, pT order, demo size", False),
     # the efficient variant that meets issue 16's speed targets (1.9x / 1.25x ParT at batch 64, full / fill 0.4):
     # its accuracy against ParT's under the multi-seed protocol is not yet measured (docs/variant_accuracy.md)
