@@ -13,7 +13,6 @@ even free int8 GEMMs leave a speed-up over ORT fp32 below 1 / (1 - f) (docs/quan
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import sys
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from weaver.utils.data.config import DataConfig  # noqa: E402
 
+from partx.cli import ArgumentParser, UserError, positive_int, run_main  # noqa: E402
 from partx.perf import inputs, models  # noqa: E402
 from partx.quant import model_size_bytes, quantize  # noqa: E402
 
@@ -51,19 +51,22 @@ def op_times(path: Path, feed: dict, runs: int) -> collections.Counter:
     return agg
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _main(argv=None) -> int:
+    p = ArgumentParser(prog="ort_op_profile.py", description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="registry model, e.g. ParT")
     p.add_argument("--checkpoint", default=None, help="weaver state_dict or models/<card> (default: random weights)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--length", type=int, default=128)
-    p.add_argument("--runs", type=int, default=4)
-    p.add_argument("--top", type=int, default=12)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--length", type=positive_int, default=128)
+    p.add_argument("--runs", type=positive_int, default=4)
+    p.add_argument("--top", type=positive_int, default=12)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     dc = DataConfig.load("data/JetClass/JetClass_full.yaml", load_observers=False, load_reweight_info=False)
-    spec = models.resolve_model(args.model, args.checkpoint, dict(for_inference=True))
-    model = models.build_model(spec, dc, args.length)
+    try:
+        spec = models.resolve_model(args.model, args.checkpoint, dict(for_inference=True))
+        model = models.build_model(spec, dc, args.length)
+    except (ValueError, OSError, RuntimeError) as err:  # unknown model, missing / mismatched checkpoint
+        raise UserError(str(err)) from None
     names = list(dc.input_names)
     calib = [inputs.as_forward_args(inputs.synthetic_inputs(dc, args.length, 16, seed=s), names) for s in range(1, 5)]
     batch = inputs.as_forward_args(inputs.synthetic_inputs(dc, args.length, args.batch_size, seed=0), names)
@@ -89,6 +92,10 @@ def main(argv=None) -> int:
     print(f"fp32 time in MatMul/Gemm: {f * 100:.1f} % (weight and attention products) -> int8 GEMMs alone can give "
           f"at most {1 / (1 - f):.2f}x over ORT fp32")
     return 0
+
+
+def main(argv=None) -> int:
+    return run_main(_main, argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from partx.perf import inputs, models
 from partx.quant import linear_weight_bytes, model_size_bytes, quantizable_linears, quantize_int8
 
 DATA_CONFIG = str(Path(__file__).resolve().parents[1] / "data/JetClass/JetClass_full.yaml")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +311,21 @@ def test_analysis_takes_a_model_card(tiny_run, tmp_path, capsys):
     rc = _analysis().main(["ParT", str(root / "Pythia/test_20M/*.root"), "--out", str(tmp_path / "o3")])  # no data after it
     err = capsys.readouterr().err
     assert rc == 2 and "MODEL CHECKPOINT DATA" in err, err
+
+
+@pytest.mark.parametrize("argv,message", [(["Nope"], "unknown model 'Nope'"),
+                                          (["ParT", "--batch-size", "0"], "not a positive integer"),
+                                          (["ParT", "--checkpoint", "/no/such.pt"], "not found: /no/such.pt")])
+def test_ort_op_profile_bad_inputs_one_line(argv, message, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ort_op_profile", REPO / "scripts" / "ort_op_profile.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    try:
+        rc = mod.main(argv)
+    except SystemExit as stop:  # argparse's own errors exit from inside parse_args
+        rc = stop.code
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("ERROR") == 1
