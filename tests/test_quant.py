@@ -192,6 +192,45 @@ def test_class_attention_weight_slices_fold_into_weights(tiny, data_config, tmp_
     assert "/mod/cls_blocks.0/attn/MatMul" in res.report.quantized
 
 
+class _MeanOverLength(nn.Module):
+    """A model whose output depends on the padded length (mean over all N, padding included), as P-CNN's does."""
+
+    def forward(self, points, features, vectors, mask):
+        pooled = [(x * mask).mean(dim=2).sum(1, keepdim=True) for x in (points, vectors)]  # keep every input
+        return (features * mask).mean(dim=2) + pooled[0] + pooled[1]
+
+
+def test_ort_padding_trim_exact_and_only_where_safe(tiny, data_config, tmp_path):
+    """ORT runs on the batch's real length (as weaver's ParT does in torch), equal to the padded graph; a graph
+    whose output depends on the padded length, or a fixed-length one, stays untrimmed."""
+    from partx.quant import quantize
+    from partx.quant.onnx_runtime import OrtModel, _trim_to_last_real, export_onnx
+
+    model, calib, test, ref = tiny
+    names = list(data_config.input_names)
+    res = quantize(model, "onnx", calib, input_names=names)
+    assert res.model.trim_status.startswith("on") and any("padding trim on" in n for n in res.report.notes)
+    # jets of 5-9 real particles of 32, and one with a hole (real particles need not come first)
+    padded = inputs.as_forward_args(inputs.synthetic_inputs(data_config, 32, 6, fill=0.2, seed=5), names)
+    padded[3][0, 0, 12] = 1.0  # jet 0 gets a real particle at position 12, after padding
+    for a in padded[:3]:
+        a[0, :, 12] = a[1, :, 0]
+    arrays = [a.numpy() for a in padded]
+    assert _trim_to_last_real(arrays, 3)[0].shape[2] == 13  # cut after the last real particle of any jet
+    with torch.no_grad():
+        trimmed = res.model(*padded)
+        res.model.trim_mask = None
+        untrimmed = res.model(*padded)
+        expected = model(*padded)
+    assert (trimmed - untrimmed).abs().max() <= 1e-5 and (trimmed - expected).abs().max() <= 1e-4
+
+    mean_path = export_onnx(_MeanOverLength(), calib[0], tmp_path / "mean.onnx", names)
+    mean_model = OrtModel(mean_path)
+    assert not mean_model.enable_trim(calib[0]) and "depends on the padded length" in mean_model.trim_status
+    fixed = OrtModel(export_onnx(model, calib[0], tmp_path / "fixed.onnx", names, dynamic_length=False))
+    assert not fixed.enable_trim(calib[0]) and "fixed" in fixed.trim_status
+
+
 def test_u8s8_saturation_guard_follows_the_cpu_flags():
     """x86 without VNNI -> 7-bit weights (ORT's U8S8 int16 saturation); VNNI / AMX or ARM -> full range."""
     from partx.quant.onnx_runtime import u8s8_saturates

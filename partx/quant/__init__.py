@@ -153,6 +153,8 @@ def _quantize_onnx(model, method, calib_loader, input_names, dynamic_length, wor
             notes.append(f"{len(folded)} run-time slices of a weight (class attention's packed W_q / W_kv) folded "
                          "into weights before quantization (fold_weight_slices, exact)")
         runner = OrtModel(path)
+        runner.enable_trim(example)  # cut trailing padding per call, as weaver's ParT does in torch
+        notes.append(f"padding trim {runner.trim_status}")
         size = path.stat().st_size
     finally:
         if tmp is not None:
