@@ -124,7 +124,7 @@ def test_benchmark_end_to_end(tmp_path, capsys):
 
     out = tmp_path / "bench"
     rc = benchmark.main(["--models", "ParT,PFN", *TINY_PART, "--lengths", "16,32", "--batch-sizes", "2",
-                         "--dtypes", "fp32,int8", *FAST_TIMING, "--threads", "1",
+                         "--dtypes", "fp32,int8,onnx", *FAST_TIMING, "--threads", "1",
                          "--no-progress", "--out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -134,14 +134,18 @@ def test_benchmark_end_to_end(tmp_path, capsys):
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
     res = json.loads((out / "benchmark.json").read_text())
     rows = res["rows"]
-    assert len(rows) == 2 * 2 * 2 and all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
+    assert len(rows) == 2 * 2 * 3 and all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
+    # ORT rows run on the real length, as torch's ParT does (partx.quant OrtModel.enable_trim), and say so
+    assert all(r["ort_trim"].startswith("on") for r in rows if r["dtype"] == "onnx")
+    assert not any("ort_trim" in r for r in rows if r["dtype"] != "onnx")
     part = [r for r in rows if r["model"] == "ParT" and r["dtype"] == "fp32"]
     assert all(r["macs"] > 0 and r["latency_ratio"] == 1.0 for r in part)
-    assert all(r["latency_ms"] > 0 and r["peak_mem_mb"] >= 0 and r["repeats"] >= 1 and r["calls_per_repeat"] >= 1
+    assert all(r["latency_ms"] > 0 and r["repeats"] >= 1 and r["calls_per_repeat"] >= 1
                and r["latency_q25_ms"] <= r["latency_ms"] <= r["latency_q75_ms"] for r in rows)
+    assert all(r["peak_mem_mb"] >= 0 for r in rows if r["dtype"] != "onnx")  # ORT's allocator is not traced
     assert {c["model"] for c in res["crossovers"]} == {"PFN"}
     md = (out / "benchmark.md").read_text()
-    assert "| PFN " in md and "torch.utils.benchmark" in md
+    assert "| PFN " in md and "torch.utils.benchmark" in md and "ONNX Runtime padding trim" in md
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench"]  # the staging folder is gone
 
 
@@ -343,7 +347,10 @@ def test_cuda_benchmark_and_profile_end_to_end(tmp_path, capsys):
                          "--dtypes", "fp32,bf16", *FAST_TIMING, "--device", "cuda", "--no-progress", "--out", str(out)])
     assert rc == 0
     rows = json.loads((out / "benchmark.json").read_text())["rows"]
-    assert len(rows) == 2 * 2 * 2 and all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
+    assert len(rows) == 2 * 2 * 3 and all(r["status"] == "ok" for r in rows), [r["status"] for r in rows]
+    # ORT rows run on the real length, as torch's ParT does (partx.quant OrtModel.enable_trim), and say so
+    assert all(r["ort_trim"].startswith("on") for r in rows if r["dtype"] == "onnx")
+    assert not any("ort_trim" in r for r in rows if r["dtype"] != "onnx")
     assert "gpu" in json.loads((out / "benchmark.json").read_text())["machine"]
     rc = profile_model.main(["--model", "ParT", *TINY_PART, "--length", "16", "--batch-size", "2", "--device", "cuda",
                              "--out", str(tmp_path / "prof")])

@@ -274,6 +274,8 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, log=print) -> BenchRe
                     bar.set_postfix_str(f"{spec.name} N={n} B={b} {dtype}")
                 m = variants[dtype]
                 row = dict(model=spec.name, N=n, batch=b, dtype=dtype, params=params, **flop_info, status="ok")
+                if hasattr(m, "trim_status"):  # ORT: whether inputs are cut to the real length (partx.quant OrtModel)
+                    row["ort_trim"] = m.trim_status
                 if isinstance(m, str):
                     row.update(status=f"skipped: {m}")
                     rows.append(row)

@@ -117,6 +117,10 @@ def benchmark_markdown(result: dict, command: str | None = None) -> str:
         row += [_f(r.get("speedup_vs_fp32"), ".2f") + ("x" if r.get("speedup_vs_fp32") else ""), r.get("status", "")]
         rows.append(row)
     out += ["## Results", "", markdown_table(hdr, rows), ""]
+    trims = {(r["model"], r["N"], r["dtype"]): r["ort_trim"] for r in result["rows"] if r.get("ort_trim")}
+    if trims:
+        out += ["ONNX Runtime padding trim (inputs cut to each batch's last real particle, as weaver's ParT does in torch):", ""]
+        out += [f"- {m} N={n} {d}: {t}" for (m, n, d), t in trims.items()] + [""]
     if result.get("scaling"):
         out += ["## Scaling with N (log-log least-squares slopes)", ""]
         srows = [[s["model"], s["batch"], s["dtype"], ", ".join(map(str, s["lengths"])), _f(s.get("latency_slope"), ".2f"),
