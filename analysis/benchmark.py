@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iqr-threshold", type=float, default=0.1, help="stop timing once IQR / median is below this")
     p.add_argument("--flops-batch", type=positive_int, default=None,
                    help="jets used for the FLOP count (per-sample = total / jets); default 1 with --fill full, else 8")
+    p.add_argument("--length-buckets", type=positive_int, default=None, metavar="JETS",
+                   help="run every batch as length-sorted sub-batches of JETS jets (same outputs; each cut at its own "
+                        "longest jet), for every model and dtype of the run")
     p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads")
     p.add_argument("--baseline", default="ParT", help="model the ratios refer to ('none' for no ratios)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
@@ -122,7 +125,7 @@ def config_from_args(args) -> BenchConfig:
         data_files=args.data_files, fill=args.fill, warmup=args.warmup, min_run_time=args.min_run_time,
         max_seconds=args.max_seconds, iqr_threshold=args.iqr_threshold, threads=args.threads,
         baseline=baseline, flops_batch=args.flops_batch,
-        measure_memory=not args.no_memory, seed=args.seed,
+        measure_memory=not args.no_memory, seed=args.seed, length_buckets=args.length_buckets,
     )
 
 

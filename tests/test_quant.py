@@ -231,6 +231,51 @@ def test_ort_padding_trim_exact_and_only_where_safe(tiny, data_config, tmp_path)
     assert not fixed.enable_trim(calib[0]) and "fixed" in fixed.trim_status
 
 
+def test_length_buckets_same_outputs_shorter_calls(tiny, data_config):
+    """Length-sorted sub-batches give the whole batch's outputs in input order, each call cut at its own longest jet."""
+    from partx.quant import quantize
+    from partx.quant.length_buckets import LengthBuckets, mask_index, real_lengths
+
+    model, calib, _, _ = tiny
+    names = list(data_config.input_names)
+    assert mask_index(names) == 3
+    # 24 jets of 1-32 real particles, shuffled so that the sort matters
+    args = inputs.as_forward_args(inputs.synthetic_inputs(data_config, 32, 24, fill=0.5, seed=9), names)
+    perm = torch.randperm(24, generator=torch.Generator().manual_seed(0))
+    args = [a[perm] for a in args]
+    args[3][5, :, 1:] = 0.0  # a one-particle jet
+    for a in args[:3]:
+        a[5, :, 1:] = 0.0
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *xs):
+            seen.append(int(real_lengths(xs[3]).max()))
+            return self.inner(*xs)
+
+    ort = quantize(model, "onnx", calib, input_names=names).model
+    for runner, tol in ((model, 1e-5), (ort, 1e-5)):
+        seen.clear()
+        with torch.no_grad():
+            whole = runner(*args)
+            bucketed = LengthBuckets(Spy(runner), 3, size=8)(*args)
+        assert bucketed.shape == whole.shape and (bucketed - whole).abs().max() <= tol
+        lengths = real_lengths(args[3]).sort().values
+        assert seen == [int(lengths[7]), int(lengths[15]), int(lengths[23])]  # each group cut at its own longest jet
+    with torch.no_grad():
+        assert torch.equal(LengthBuckets(model, 3, size=64)(*args), model(*args))  # one group: unchanged
+    with pytest.raises(ValueError, match="particle mask"):
+        LengthBuckets(model, 0, size=4)(args[0][:, 0], *args[1:])
+    with pytest.raises(ValueError, match=">= 1 jet"):
+        LengthBuckets(model, 3, size=0)
+    with pytest.raises(ValueError, match="no input named"):
+        mask_index(["pf_points", "pf_features"])
+
+
 def test_u8s8_saturation_guard_follows_the_cpu_flags():
     """x86 without VNNI -> 7-bit weights (ORT's U8S8 int16 saturation); VNNI / AMX or ARM -> full range."""
     from partx.quant.onnx_runtime import u8s8_saturates

@@ -68,6 +68,7 @@ class BenchConfig:
     iqr_threshold: float = 0.1  # stop once IQR / median of the timed blocks is below this
     measure_memory: bool = True
     seed: int = 0
+    length_buckets: int | None = None  # jets per length-sorted sub-batch (partx.quant.length_buckets), every row
 
 
 def validate(cfg: BenchConfig) -> list[_models.ModelSpec]:
@@ -88,6 +89,8 @@ def validate(cfg: BenchConfig) -> list[_models.ModelSpec]:
                              f"{cfg.warmup}, {cfg.min_run_time}, {cfg.max_seconds}, {cfg.iqr_threshold}")
     if cfg.threads is not None and cfg.threads < 1:
         raise BenchmarkError(f"--threads must be >= 1, got {cfg.threads}")
+    if cfg.length_buckets is not None and cfg.length_buckets < 1:
+        raise BenchmarkError(f"--length-buckets must be >= 1 jet, got {cfg.length_buckets}")
     if cfg.flops_batch is not None and cfg.flops_batch < 1:
         raise BenchmarkError(f"--flops-batch must be >= 1 jet, got {cfg.flops_batch}")
     try:
@@ -282,6 +285,10 @@ def run_benchmark(cfg: BenchConfig, progress: bool = True, log=print) -> BenchRe
                     bar and bar.update(1)
                     continue
                 try:
+                    if cfg.length_buckets:
+                        from partx.quant.length_buckets import LengthBuckets, mask_index
+
+                        m = LengthBuckets(m, mask_index(input_names), cfg.length_buckets)
                     row.update(_measure(m, args, cfg, dtype, device, b))
                 except Exception as e:  # noqa: BLE001
                     row["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"

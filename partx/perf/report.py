@@ -93,6 +93,8 @@ def benchmark_markdown(result: dict, command: str | None = None) -> str:
         f"Machine: {m.get('cpu_model')} ({m.get('cpu_count')} logical CPUs), torch {m.get('torch')}, "
         f"{m.get('threads')} threads, device `{cfg['device']}`" + (f" ({m['gpu']})" if m.get("gpu") else "") + ".",
         f"Inputs: {'files ' + cfg['data_files'] if cfg.get('data_files') else 'synthetic'}, fill = {cfg['fill']}. "
+        + (f"Every batch run as length-sorted sub-batches of {cfg['length_buckets']} jets (--length-buckets). "
+           if cfg.get("length_buckets") else "") +
         f"Latency: torch.utils.benchmark adaptive autorange after {cfg['warmup']} warm-up call(s): blocks timed until "
         f"IQR/median < {cfg['iqr_threshold']} after {cfg['min_run_time']} s, at most {cfg['max_seconds']} s per "
         "configuration; median and IQR (q75 - q25) of the per-call block times.",
