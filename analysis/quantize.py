@@ -19,6 +19,7 @@ Bad inputs: one ERROR line, exit 2.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -102,15 +103,17 @@ def _build(args):
 
     try:
         overrides = models.parse_overrides(args.model_option)
-        spec = models.resolve_model(args.model, args.checkpoint, dict(overrides, for_inference=True))
+        spec = models.resolve_model(args.model, args.checkpoint, overrides)
         dc = load_data_config(args.data_config)
         n = dc.input_shapes[dc.input_names[0]][-1]
         preflight([spec], [n], dc)  # unreadable / mismatched checkpoint -> one line
     except (ValueError, FileNotFoundError, BenchmarkError) as e:
         raise UserError(str(e)) from None
+    # torch rows: the model as weaver evaluates it (padding trimmed, U only for real pairs) + softmax; ONNX rows:
+    # the for_inference build weaver exports (softmax in the graph; ORT trims the padding outside it)
     model = models.build_model(spec, dc, n)
-    dynamic_length = models.onnx_dynamic_length(model)
-    return spec, dc, model, dynamic_length
+    export_model = models.build_model(dataclasses.replace(spec, overrides=dict(spec.overrides, for_inference=True)), dc, n)
+    return spec, dc, model, export_model, models.onnx_dynamic_length(export_model)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -124,7 +127,7 @@ def _main(argv: list[str] | None) -> int:
     import torch
 
     from partx.metrics.jets import jet_metrics
-    from partx.perf import timing
+    from partx.perf import models, timing
     from partx.perf.harness import machine_info
     from partx.preflight import PreflightError, check_files
     from partx.quant import QuantUnavailable, model_size_bytes, quantize
@@ -136,13 +139,14 @@ def _main(argv: list[str] | None) -> int:
         check_files(args.data_config, list(args.data) + list(args.calib_data or []), test_only=True)
     except PreflightError as e:
         raise UserError(f"data: {e}") from None
-    spec, dc, model, dynamic_length = _build(args)
+    spec, dc, raw_model, export_model, dynamic_length = _build(args)
+    model = models.Probabilities(raw_model)
     compressed = None
     if args.lowrank:
         from partx.compress import CompressError, load_compressed
 
         try:
-            compressed = load_compressed(args.lowrank, model)
+            compressed = load_compressed(args.lowrank, raw_model)
         except CompressError as e:
             raise UserError(str(e)) from None
     try:
@@ -157,13 +161,14 @@ def _main(argv: list[str] | None) -> int:
 
     variants = {"fp32": (model, dict(method="fp32", quantized=[], kept_float=[], size_bytes=model_size_bytes(model), notes=[]))}
     if compressed is not None:
-        variants["lowrank"] = (compressed.model, dict(method="lowrank", quantized=[], kept_float=[],
+        variants["lowrank"] = (models.Probabilities(compressed.model), dict(method="lowrank", quantized=[], kept_float=[],
                                                       size_bytes=model_size_bytes(compressed.model),
                                                       notes=[compressed.summary()]))
     skipped = {}
     for method in args.methods:
         try:
-            res = quantize(model, method, calib, input_names=list(dc.input_names), dynamic_length=dynamic_length)
+            res = quantize(export_model if method.startswith("onnx") else model, method, calib,
+                           input_names=list(dc.input_names), dynamic_length=dynamic_length)
         except QuantUnavailable as e:
             skipped[method] = str(e)
             print(f"{method}: skipped ({e})", flush=True)

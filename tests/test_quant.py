@@ -276,6 +276,24 @@ def test_length_buckets_same_outputs_shorter_calls(tiny, data_config):
         mask_index(["pf_points", "pf_features"])
 
 
+def test_torch_rows_run_as_weaver_evaluates(data_config):
+    """analysis/quantize.py's torch rows: the model weaver evaluates (trimmed, sparse U) + softmax, not the export
+    build (for_inference: untrimmed, dense U, a slower torch); same probabilities."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    spec = models.resolve_model("ParT", overrides=dict(num_layers=1, embed_dims=[16, 16], pair_embed_dims=[8],
+                                                       num_heads=2, num_cls_layers=1))
+    raw = models.build_model(spec, data_config, 32)
+    export = models.build_model(dataclasses.replace(spec, overrides=dict(spec.overrides, for_inference=True)), data_config, 32)
+    export.load_state_dict(raw.state_dict())
+    assert raw.mod.trimmer.enabled and raw.mod.pair_embed.sparse_eval[1]
+    assert not export.mod.trimmer.enabled and not export.mod.pair_embed.sparse_eval[1]
+    x = inputs.as_forward_args(inputs.synthetic_inputs(data_config, 32, 16, fill=0.4, seed=2), data_config.input_names)
+    with torch.no_grad():
+        assert (models.Probabilities(raw)(*x) - export(*x)).abs().max() <= 1e-5
+
+
 def test_u8s8_saturation_guard_follows_the_cpu_flags():
     """x86 without VNNI -> 7-bit weights (ORT's U8S8 int16 saturation); VNNI / AMX or ARM -> full range."""
     from partx.quant.onnx_runtime import u8s8_saturates

@@ -141,5 +141,21 @@ def settle_trimmers(model: torch.nn.Module) -> None:
             mod._counter.fill_(int(getattr(mod, "warmup_steps", 0)))
 
 
+class Probabilities(torch.nn.Module):
+    """Softmax over ``model``'s logits: what ``for_inference=True`` adds, on a model built as weaver evaluates it.
+
+    ``for_inference`` (the ONNX export mode) also switches off weaver ParT's padding trimmer and its sparse pair
+    embedding, so a torch model built that way runs every jet at the full padded length with the dense U:
+    a slower torch than users run. Torch rows of a comparison use this wrapper instead (same outputs).
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(*args), dim=1)
+
+
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
